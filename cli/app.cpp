@@ -1,0 +1,173 @@
+#include "cli/app.h"
+
+#include <cstdio>
+#include <exception>
+#include <memory>
+#include <new>
+
+#include <fmt/format.h>
+
+#include "cli/suggest.h"
+#include "cli/system_info.h"
+#include "commands/tokenize.h"
+#include "common/error.h"
+
+namespace recmodel {
+
+const std::vector<CommandEntry>& command_table() {
+  static const std::vector<CommandEntry> table = {
+      {"tokenize", "Show the WordPiece ids and tokens the model sees for each input line", register_tokenize},
+  };
+  return table;
+}
+
+namespace {
+
+constexpr const char* kProgram = "recmodel";
+
+// Options of the main app that take a value, so the command finder skips their values.
+bool takes_value(const std::string& arg) { return arg == "--registry" || arg == "--threads"; }
+
+// Returns the first positional argument (the command name as typed), or "".
+std::string typed_command(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--") return "";
+    if (takes_value(arg)) {
+      ++i;
+      continue;
+    }
+    if (!arg.empty() && arg[0] != '-') return arg;
+  }
+  return "";
+}
+
+void add_global_options(CLI::App& app, GlobalOptions& options) {
+  const char* group = "Global options (before or after the command)";
+  app.add_flag("--json", options.json, "Print the result as one JSON document on stdout")->group(group);
+  app.add_flag("-q,--quiet", options.quiet, "Only warnings and errors on stderr")->group(group);
+  app.add_flag("-v,--verbose", options.verbose, "More detail on stderr (repeat for more)")->group(group);
+  app.add_option("--registry", options.registry,
+                 "Registry file (default: $RECMODEL_REGISTRY, else ~/.local/share/recmodel/registry.db)")
+      ->type_name("PATH")
+      ->group(group);
+  app.add_option("--threads", options.threads, "Worker threads; 0 = all cores")
+      ->check(CLI::Range(0, 4096).description(""))
+      ->type_name("N")
+      ->group(group);
+  app.add_flag("--no-progress", options.no_progress, "Never draw progress bars (also off when CI is set)")
+      ->group(group);
+}
+
+void print_version(const Console& console) {
+  nlohmann::json info = version_info();
+  console.result(info, [&](std::FILE* out) {
+    fmt::print(out, "{} {}\n", kProgram, info["version"].get<std::string>());
+    const auto& blas = info["blas"];
+    std::string library = blas["library"].get<std::string>();
+    fmt::print(out, "BLAS: {}{}\n", blas["vendor"].get<std::string>(),
+               library.empty() ? "" : fmt::format(" ({})", library));
+    fmt::print(out, "cores: {}\n", info["cores"].get<unsigned>());
+  });
+  if (!info["blas"]["fast"].get<bool>())
+    console.warn("libblas.so.3 is the {} BLAS: training will be ~10x slower; install libopenblas0-pthread",
+                 info["blas"]["vendor"].get<std::string>());
+}
+
+int report(ExitCode code, const std::string& message) {
+  fmt::print(stderr, "{}: error: {}\n", kProgram, message);
+  return static_cast<int>(code);
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  GlobalOptions options;
+  Console console(options);
+  try {
+    CLI::App app("recmodel — train, evaluate, ship and version BERT text classifiers", kProgram);
+    app.fallthrough();  // global options are valid after the subcommand too
+    app.footer("\nRun 'recmodel COMMAND --help' for the options of one command.");
+    app.option_defaults()->always_capture_default();
+    bool show_version = false;
+    app.add_flag("-V,--version", show_version, "Print the version, the BLAS in use and the core count");
+    add_global_options(app, options);
+
+    std::vector<std::string> names;
+    std::vector<std::pair<CLI::App*, CommandAction>> actions;
+    for (const auto& entry : command_table()) {
+      CLI::App* command = app.add_subcommand(entry.name, entry.summary);
+      names.emplace_back(entry.name);
+      actions.emplace_back(command, entry.register_command(*command, console));
+    }
+    CLI::App* help = app.add_subcommand("help", "Show the list of commands, or the help of one command");
+    std::string help_topic;
+    help->add_option("command", help_topic, "The command to describe");
+
+    std::string typed = typed_command(argc, argv);
+    if (!typed.empty() && typed != "help" && std::find(names.begin(), names.end(), typed) == names.end()) {
+      names.emplace_back("help");
+      std::string hint = closest_match(typed, names);
+      return report(ExitCode::usage,
+                    fmt::format("unknown command '{}'{}; run 'recmodel help' for the list", typed,
+                                hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
+    }
+
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+      // Help of the selected subcommand, else of the whole program, always on stdout.
+      std::fputs(app.help().c_str(), stdout);
+      return 0;
+    } catch (const CLI::CallForAllHelp&) {
+      std::fputs(app.help("", CLI::AppFormatMode::All).c_str(), stdout);
+      return 0;
+    } catch (const CLI::ParseError& e) {
+      std::string where;
+      for (auto& [command, action] : actions) {
+        if (command->parsed()) where = fmt::format("; see 'recmodel {} --help'", command->get_name());
+      }
+      if (where.empty()) where = "; see 'recmodel --help'";
+      std::string message = e.what();
+      for (char& c : message) {
+        if (c == '\n') c = ' ';
+      }
+      return report(ExitCode::usage, message + where);
+    }
+
+    if (show_version) {
+      print_version(console);
+      return 0;
+    }
+    if (help->parsed()) {
+      if (help_topic.empty()) {
+        std::fputs(app.help().c_str(), stdout);
+        return 0;
+      }
+      for (auto& [command, action] : actions) {
+        if (command->get_name() == help_topic) {
+          std::fputs(command->help().c_str(), stdout);
+          return 0;
+        }
+      }
+      std::string hint = closest_match(help_topic, names);
+      return report(ExitCode::usage, fmt::format("no command '{}'{}", help_topic,
+                                                 hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
+    }
+    for (auto& [command, action] : actions) {
+      if (command->parsed()) {
+        action();
+        return 0;
+      }
+    }
+    return report(ExitCode::usage, "no command given; run 'recmodel help' for the list");
+  } catch (const Error& e) {
+    return report(e.code(), e.what());
+  } catch (const std::bad_alloc&) {
+    return report(ExitCode::internal, "out of memory");
+  } catch (const std::exception& e) {
+    return report(ExitCode::internal, fmt::format("internal error: {} (please report this)", e.what()));
+  }
+}
+
+}  // namespace recmodel

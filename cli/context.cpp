@@ -1,0 +1,34 @@
+#include "cli/context.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <thread>
+
+namespace recmodel {
+
+int Console::threads() const {
+  if (options_.threads > 0) return options_.threads;
+  unsigned cores = std::thread::hardware_concurrency();
+  return cores ? static_cast<int>(cores) : 1;
+}
+
+bool Console::progress_enabled() const {
+  if (options_.no_progress || options_.quiet) return false;
+  const char* ci = std::getenv("CI");
+  if (ci && *ci) return false;
+  return isatty(STDERR_FILENO) == 1;
+}
+
+void Console::result(const nlohmann::json& document, const std::function<void(std::FILE*)>& human) const {
+  if (options_.json) {
+    std::string text = document.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fputc('\n', stdout);
+  } else {
+    human(stdout);
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace recmodel

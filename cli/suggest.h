@@ -1,0 +1,21 @@
+// "Did you mean ...?" for unknown commands and enum values, and a strict enum validator.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace recmodel {
+
+// Returns the candidate closest to `word` by edit distance when it is close enough, else "".
+std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
+
+// Returns a CLI11 validator accepting exactly one of `values`; the error names them all
+// and suggests the closest.
+CLI::Validator one_of(std::vector<std::string> values);
+
+// Returns the options of `command` as their long names (--name), in help order.
+std::vector<std::string> long_option_names(const CLI::App& command);
+
+}  // namespace recmodel

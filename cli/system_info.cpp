@@ -1,0 +1,50 @@
+#include "cli/system_info.h"
+
+#include <dlfcn.h>
+#include <link.h>
+
+#include <thread>
+
+namespace recmodel {
+
+BlasInfo detect_blas() {
+  BlasInfo info;
+  void* handle = dlopen("libblas.so.3", RTLD_LAZY | RTLD_LOCAL);
+  if (!handle) {
+    info.vendor = "none";
+    return info;
+  }
+  link_map* map = nullptr;
+  if (dlinfo(handle, RTLD_DI_LINKMAP, &map) == 0 && map && map->l_name) {
+    char resolved[4096];
+    info.library = realpath(map->l_name, resolved) ? resolved : map->l_name;
+  }
+  using ConfigFn = char* (*)();
+  if (auto config = reinterpret_cast<ConfigFn>(dlsym(handle, "openblas_get_config"))) {
+    info.vendor = "OpenBLAS";
+    info.detail = config();
+    info.fast = true;
+  } else if (dlsym(handle, "MKL_Get_Max_Threads") || dlsym(handle, "mkl_get_max_threads")) {
+    info.vendor = "MKL";
+    info.fast = true;
+  } else if (dlsym(handle, "bli_info_get_version_str")) {
+    info.vendor = "BLIS";
+    info.fast = true;
+  } else {
+    info.vendor = "reference";
+  }
+  dlclose(handle);
+  return info;
+}
+
+nlohmann::json version_info() {
+  BlasInfo blas = detect_blas();
+  return {
+      {"version", RECMODEL_VERSION},
+      {"compiler", __VERSION__},
+      {"cores", std::thread::hardware_concurrency()},
+      {"blas", {{"vendor", blas.vendor}, {"library", blas.library}, {"detail", blas.detail}, {"fast", blas.fast}}},
+  };
+}
+
+}  // namespace recmodel

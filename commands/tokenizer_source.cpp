@@ -1,0 +1,35 @@
+#include "commands/tokenizer_source.h"
+
+#include "common/error.h"
+#include "common/files.h"
+
+namespace recmodel {
+
+void TokenizerSource::add_options(CLI::App& command, const std::string& group) {
+  auto* vocab_option = command.add_option("--vocab", vocab, "WordPiece vocab.txt (uncased unless --cased)")
+                           ->group(group);
+  auto* model_option = command.add_option("--model", model,
+                                          "Model directory: vocab.txt and tokenizer_config.json settings")
+                           ->group(group);
+  vocab_option->excludes(model_option);
+  command.add_flag("--cased", cased, "With --vocab: keep case and accents (cased BERT vocabularies)")
+      ->group(group);
+}
+
+tokenizer::BertTokenizer TokenizerSource::load() const {
+  if (vocab.empty() && model.empty()) fail<UsageError>("give a vocabulary with --vocab FILE or --model DIR");
+  if (!model.empty()) {
+    if (cased) fail<UsageError>("--cased applies to --vocab; with --model the settings come from tokenizer_config.json");
+    if (!fs::is_directory(model)) fail<NotFoundError>("{}: no such model directory", model);
+    return tokenizer::BertTokenizer::from_model_dir(model);
+  }
+  tokenizer::TokenizerConfig config;
+  config.do_lower_case = !cased;
+  return tokenizer::BertTokenizer::from_vocab_file(vocab, config);
+}
+
+std::string TokenizerSource::vocab_path() const {
+  return model.empty() ? vocab : (fs::path(model) / "vocab.txt").string();
+}
+
+}  // namespace recmodel

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs every Debian and npm package recmodel needs to build, test and benchmark.
+# Idempotent: packages already present are skipped, so re-running costs seconds.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+debian_packages=(
+  build-essential cmake pkg-config
+  libcli11-dev libfmt-dev doctest-dev nlohmann-json3-dev
+  libutf8proc-dev libcsv-dev libssl-dev libtomlplusplus-dev libsqlite3-dev
+  # libtorch runs its matrix products through the system BLAS: the reference
+  # libblas3 is ~10x slower than OpenBLAS, which becomes libblas.so.3 once installed.
+  libopenblas0-pthread
+)
+
+missing=()
+for pkg in "${debian_packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+done
+
+if ((${#missing[@]})); then
+  echo "install-deps: installing Debian packages: ${missing[*]}" >&2
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Node.js with npm is on the machine image (NodeSource builds that bundle npm);
+# Debian's npm package conflicts with it, so only Debian's nodejs is a fallback.
+if ! command -v npm >/dev/null; then
+  echo "install-deps: npm not found; install Node.js 18+ with npm" >&2
+  exit 1
+fi
+
+# Test peers from npm (transformers.js for tokenizer parity). onnxruntime-node
+# would otherwise try to download CUDA files at install time and fail offline.
+export ONNXRUNTIME_NODE_INSTALL=skip
+peers="$here/tests/peers"
+if [[ ! -d "$peers/node_modules/@huggingface/transformers" ]]; then
+  echo "install-deps: installing npm test peers in tests/peers" >&2
+  (cd "$peers" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+fi

@@ -1,0 +1,46 @@
+// Helpers shared by the tests: temp directories, the shared data folder, running the binary.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace recmodel::testing {
+
+namespace fs = std::filesystem;
+
+// A fresh directory under the system temp dir, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+  fs::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  fs::path path_;
+};
+
+// Writes `contents` to `path` (creating parent directories).
+void write_text(const fs::path& path, const std::string& contents);
+// Reads a whole file.
+std::string read_text(const fs::path& path);
+
+// Returns ../shared/data/<relative>, or an empty path when the shared folder is absent
+// (a user's own clone); callers then skip with a message saying so.
+fs::path shared_data(const std::string& relative);
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs the recmodel binary with `args`, feeding `stdin_text`, with the environment
+// variables `env` (NAME=VALUE) added; CI=1 is always set so no progress bars appear.
+RunResult run_recmodel(const std::vector<std::string>& args, const std::string& stdin_text = "",
+                       const std::vector<std::string>& env = {});
+
+}  // namespace recmodel::testing

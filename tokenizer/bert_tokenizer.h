@@ -1,0 +1,112 @@
+// BERT WordPiece tokenization, id-for-id identical to Hugging Face's fast BertTokenizer
+// (tokenizers' BertNormalizer + BertPreTokenizer + WordPiece + TemplateProcessing).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace recmodel::tokenizer {
+
+namespace fs = std::filesystem;
+
+// The settings of tokenizer_config.json that change the ids.
+struct TokenizerConfig {
+  bool do_lower_case = true;
+  std::optional<bool> strip_accents;  // unset: follows do_lower_case, as in Hugging Face
+  bool tokenize_chinese_chars = true;
+  size_t model_max_length = 512;
+  std::string unk_token = "[UNK]";
+  std::string sep_token = "[SEP]";
+  std::string pad_token = "[PAD]";
+  std::string cls_token = "[CLS]";
+  std::string mask_token = "[MASK]";
+
+  // Returns whether accents are stripped (NFD, then nonspacing marks removed).
+  bool strips_accents() const { return strip_accents.value_or(do_lower_case); }
+  // Reads tokenizer_config.json; keys it does not have keep their defaults.
+  static TokenizerConfig from_json_file(const fs::path& path);
+  // Returns the tokenizer_config.json document Hugging Face's BertTokenizer(Fast) loads.
+  nlohmann::json to_json() const;
+};
+
+// A WordPiece vocabulary: one token per line, id = line number.
+class Vocab {
+ public:
+  // Loads vocab.txt; throws DataError on an empty file or invalid UTF-8 (naming the line).
+  static Vocab load(const fs::path& path);
+  // Builds a vocabulary from tokens in id order (duplicates: the later id wins, as in HF).
+  static Vocab from_tokens(std::vector<std::string> tokens);
+
+  size_t size() const { return tokens_.size(); }
+  // Returns the id of `token`, or -1.
+  int32_t find(std::string_view token) const;
+  const std::string& token(int32_t id) const { return tokens_.at(static_cast<size_t>(id)); }
+  const std::vector<std::string>& tokens() const { return tokens_; }
+
+ private:
+  std::vector<std::string> tokens_;
+  std::unordered_map<std::string_view, int32_t> ids_;  // views into tokens_
+};
+
+// One encoded input, as the model sees it.
+struct Encoding {
+  std::vector<int32_t> ids;
+  std::vector<int32_t> type_ids;
+  std::vector<int32_t> attention_mask;
+  std::vector<std::string> tokens;  // filled only when asked for (with_tokens)
+  size_t truncated = 0;             // tokens dropped by truncation
+};
+
+class BertTokenizer {
+ public:
+  BertTokenizer(Vocab vocab, TokenizerConfig config);
+  // Loads vocab.txt with the given settings.
+  static BertTokenizer from_vocab_file(const fs::path& vocab_path, TokenizerConfig config);
+  // Loads vocab.txt and tokenizer_config.json (if present) from a model directory.
+  static BertTokenizer from_model_dir(const fs::path& dir);
+
+  // Normalizes and pre-tokenizes `text` into words (BertNormalizer + BertPreTokenizer),
+  // without special-token handling or WordPiece. Used by the vocabulary builder.
+  void split_words(std::string_view text, std::vector<std::string>& words) const;
+
+  // Appends the WordPiece ids of `text` (no [CLS]/[SEP]); special tokens written in the
+  // text itself ("[SEP]") map to their ids, as Hugging Face's added tokens do.
+  void tokenize_ids(std::string_view text, std::vector<int32_t>& ids) const;
+  // Returns the WordPiece tokens of `text` (no [CLS]/[SEP]).
+  std::vector<std::string> tokenize(std::string_view text) const;
+
+  // Encodes one text or a pair: [CLS] a [SEP] (b [SEP]), token types, attention mask,
+  // longest-first truncation to `max_length` (0: no truncation).
+  Encoding encode(std::string_view text, std::optional<std::string_view> pair, size_t max_length,
+                  bool add_special_tokens = true, bool with_tokens = false) const;
+
+  const Vocab& vocab() const { return vocab_; }
+  const TokenizerConfig& config() const { return config_; }
+  int32_t cls_id() const { return cls_id_; }
+  int32_t sep_id() const { return sep_id_; }
+  int32_t pad_id() const { return pad_id_; }
+  int32_t unk_id() const { return unk_id_; }
+
+  // Returns the Hugging Face tokenizer.json document for this vocabulary and settings.
+  nlohmann::json tokenizer_json() const;
+  // Writes vocab.txt, tokenizer_config.json, special_tokens_map.json and tokenizer.json into `dir`.
+  void save(const fs::path& dir) const;
+
+ private:
+  void wordpiece(std::string_view word, std::vector<int32_t>& ids, std::string& scratch) const;
+  void tokenize_plain(std::string_view text, std::vector<int32_t>& ids) const;
+
+  Vocab vocab_;
+  TokenizerConfig config_;
+  int32_t cls_id_, sep_id_, pad_id_, unk_id_, mask_id_;
+  std::vector<std::pair<std::string, int32_t>> special_tokens_;  // matched in raw text
+};
+
+}  // namespace recmodel::tokenizer
