@@ -24,12 +24,16 @@ const std::vector<CommandEntry>& command_table() {
 namespace {
 
 constexpr const char* kProgram = "recmodel";
+constexpr const char* kGlobalOptionsFooter =
+    "\nGlobal options: --json, -q/--quiet, -v/--verbose, --registry PATH, --threads N (0 = all cores),\n"
+    "--no-progress; see 'recmodel --help'.";
 
 // Options of the main app that take a value, so the command finder skips their values.
 bool takes_value(const std::string& arg) { return arg == "--registry" || arg == "--threads"; }
 
-// Returns the first positional argument (the command name as typed), or "".
-std::string typed_command(int argc, char** argv) {
+// Returns the first positional argument after `after` (or from the start when empty), or "".
+std::string typed_command_after(int argc, char** argv, const std::string& after) {
+  bool seen = after.empty();
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--") return "";
@@ -37,10 +41,15 @@ std::string typed_command(int argc, char** argv) {
       ++i;
       continue;
     }
-    if (!arg.empty() && arg[0] != '-') return arg;
+    if (arg.empty() || arg[0] == '-') continue;
+    if (seen) return arg;
+    seen = arg == after;
   }
   return "";
 }
+
+// Returns the first positional argument: the command name as typed, or "".
+std::string typed_command(int argc, char** argv) { return typed_command_after(argc, argv, ""); }
 
 void add_global_options(CLI::App& app, GlobalOptions& options) {
   const char* group = "Global options (before or after the command)";
@@ -99,10 +108,10 @@ int run_cli(int argc, char** argv) {
       CLI::App* command = app.add_subcommand(entry.name, entry.summary);
       names.emplace_back(entry.name);
       actions.emplace_back(command, entry.register_command(*command, console));
+      command->footer(command->get_footer() + kGlobalOptionsFooter);
     }
-    CLI::App* help = app.add_subcommand("help", "Show the list of commands, or the help of one command");
-    std::string help_topic;
-    help->add_option("command", help_topic, "The command to describe");
+    // `help` is handled before parsing: CLI11 would read `help tokenize` as two commands.
+    app.add_subcommand("help", "Show the list of commands, or the help of one command");
 
     std::string typed = typed_command(argc, argv);
     if (!typed.empty() && typed != "help" && std::find(names.begin(), names.end(), typed) == names.end()) {
@@ -111,6 +120,23 @@ int run_cli(int argc, char** argv) {
       return report(ExitCode::usage,
                     fmt::format("unknown command '{}'{}; run 'recmodel help' for the list", typed,
                                 hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
+    }
+
+    if (typed == "help") {
+      std::string topic = typed_command_after(argc, argv, "help");
+      if (topic.empty()) {
+        std::fputs(app.help().c_str(), stdout);
+        return 0;
+      }
+      for (auto& [command, action] : actions) {
+        if (command->get_name() == topic) {
+          std::fputs(command->help(kProgram).c_str(), stdout);
+          return 0;
+        }
+      }
+      std::string hint = closest_match(topic, names);
+      return report(ExitCode::usage, fmt::format("no command '{}'{}", topic,
+                                                 hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
     }
 
     try {
@@ -138,21 +164,6 @@ int run_cli(int argc, char** argv) {
     if (show_version) {
       print_version(console);
       return 0;
-    }
-    if (help->parsed()) {
-      if (help_topic.empty()) {
-        std::fputs(app.help().c_str(), stdout);
-        return 0;
-      }
-      for (auto& [command, action] : actions) {
-        if (command->get_name() == help_topic) {
-          std::fputs(command->help().c_str(), stdout);
-          return 0;
-        }
-      }
-      std::string hint = closest_match(help_topic, names);
-      return report(ExitCode::usage, fmt::format("no command '{}'{}", help_topic,
-                                                 hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
     }
     for (auto& [command, action] : actions) {
       if (command->parsed()) {

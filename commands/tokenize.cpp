@@ -159,10 +159,11 @@ CommandAction register_tokenize(CLI::App& command, const Console& console) {
   auto options = std::make_shared<TokenizeOptions>();
   command.footer(
       "\nOutput: one JSON object per input line, in input order: {\"ids\": [...], \"tokens\": [...]};\n"
-      "pairs add \"type_ids\", truncated inputs \"truncated\" (tokens dropped).");
+      "pairs add \"type_ids\", truncated inputs \"truncated\" (tokens dropped).\n");
   options->source.add_options(command, "Tokenizer");
   const char* input_group = "Input";
   command.add_option("--input", options->input, "Text file, one input per line; - reads stdin")
+      ->type_name("FILE")
       ->capture_default_str()
       ->group(input_group);
   command.add_flag("--pair", options->pair, "Each line is two texts separated by a TAB (query, title)")
@@ -175,6 +176,7 @@ CommandAction register_tokenize(CLI::App& command, const Console& console) {
   command.add_option("--max-length", options->max_length,
                      "Truncate to this many tokens, longest-first for pairs; 0 = never; "
                      "default: the tokenizer's model_max_length (512)")
+      ->default_str("auto")
       ->check(CLI::Range(0, 1 << 30).description(""))
       ->type_name("N")
       ->group(output_group);
@@ -183,6 +185,7 @@ CommandAction register_tokenize(CLI::App& command, const Console& console) {
   command.add_option("--write-tokenizer", options->write_tokenizer,
                      "Write vocab.txt, tokenizer.json, tokenizer_config.json and special_tokens_map.json "
                      "(Hugging Face layout) to DIR and exit")
+      ->type_name("DIR")
       ->group(output_group);
   return [options, &console] { run_tokenize(*options, console); };
 }

@@ -7,9 +7,11 @@ namespace recmodel {
 
 void TokenizerSource::add_options(CLI::App& command, const std::string& group) {
   auto* vocab_option = command.add_option("--vocab", vocab, "WordPiece vocab.txt (uncased unless --cased)")
+                           ->type_name("FILE")
                            ->group(group);
   auto* model_option = command.add_option("--model", model,
                                           "Model directory: vocab.txt and tokenizer_config.json settings")
+                           ->type_name("DIR")
                            ->group(group);
   vocab_option->excludes(model_option);
   command.add_flag("--cased", cased, "With --vocab: keep case and accents (cased BERT vocabularies)")

@@ -1,0 +1,77 @@
+// Pins what users and scripts see from the front end: help, version, errors, exit codes.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/support.h"
+
+namespace t = recmodel::testing;
+
+TEST_CASE("--help goes to stdout with exit 0 and lists the commands") {
+  auto result = t::run_recmodel({"--help"});
+  CHECK(result.exit_code == 0);
+  CHECK(result.err.empty());
+  CHECK(result.out.find("Usage: recmodel") != std::string::npos);
+  CHECK(result.out.find("tokenize") != std::string::npos);
+  CHECK(result.out.find("--threads") != std::string::npos);
+
+  auto help = t::run_recmodel({"help", "tokenize"});
+  CHECK(help.exit_code == 0);
+  CHECK(help.out.find("--max-length") != std::string::npos);
+
+  auto command_help = t::run_recmodel({"tokenize", "--help"});
+  CHECK(command_help.exit_code == 0);
+  CHECK(command_help.out == help.out);
+}
+
+TEST_CASE("--version names the version and the BLAS, as text and as JSON") {
+  auto text = t::run_recmodel({"--version"});
+  CHECK(text.exit_code == 0);
+  CHECK(text.out.rfind("recmodel " RECMODEL_VERSION "\n", 0) == 0);
+  CHECK(text.out.find("BLAS: ") != std::string::npos);
+
+  auto json = t::run_recmodel({"--version", "--json"});
+  CHECK(json.exit_code == 0);
+  auto doc = nlohmann::json::parse(json.out);
+  CHECK(doc["version"] == RECMODEL_VERSION);
+  CHECK(doc["blas"].contains("vendor"));
+  // The install script puts OpenBLAS behind libblas.so.3; the reference BLAS would warn.
+  if (doc["blas"]["fast"].get<bool>()) CHECK(json.err.empty());
+  else CHECK(json.err.find("install libopenblas0-pthread") != std::string::npos);
+}
+
+TEST_CASE("an unknown command is a usage error with a suggestion") {
+  auto result = t::run_recmodel({"tokenise"});
+  CHECK(result.exit_code == 2);
+  CHECK(result.out.empty());
+  CHECK(result.err == "recmodel: error: unknown command 'tokenise' (did you mean 'tokenize'?); "
+                      "run 'recmodel help' for the list\n");
+  auto none = t::run_recmodel({});
+  CHECK(none.exit_code == 2);
+  CHECK(none.err == "recmodel: error: no command given; run 'recmodel help' for the list\n");
+}
+
+TEST_CASE("bad numbers and unknown flags are usage errors on one line") {
+  auto bad_number = t::run_recmodel({"tokenize", "--threads", "abc"});
+  CHECK(bad_number.exit_code == 2);
+  CHECK(bad_number.err.rfind("recmodel: error: --threads", 0) == 0);
+  CHECK(bad_number.err.find("see 'recmodel tokenize --help'") != std::string::npos);
+  CHECK(std::count(bad_number.err.begin(), bad_number.err.end(), '\n') == 1);
+
+  auto unknown_flag = t::run_recmodel({"tokenize", "--frobnicate"});
+  CHECK(unknown_flag.exit_code == 2);
+  CHECK(unknown_flag.err.rfind("recmodel: error: ", 0) == 0);
+  CHECK(unknown_flag.err.find("--frobnicate") != std::string::npos);
+}
+
+TEST_CASE("global options are accepted before and after the command") {
+  t::TempDir dir;
+  t::write_text(dir / "vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhi\n");
+  std::string vocab = (dir / "vocab.txt").string();
+  auto before = t::run_recmodel({"--threads", "1", "--no-progress", "tokenize", "--vocab", vocab}, "hi\n");
+  auto after = t::run_recmodel({"tokenize", "--vocab", vocab, "--threads", "1", "-q"}, "hi\n");
+  CHECK(before.exit_code == 0);
+  CHECK(after.exit_code == 0);
+  CHECK(before.out == "{\"ids\":[2,5,3],\"tokens\":[\"[CLS]\",\"hi\",\"[SEP]\"]}\n");
+  CHECK(after.out == before.out);
+}
