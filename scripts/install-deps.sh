@@ -12,6 +12,9 @@ debian_packages=(
   # libtorch runs its matrix products through the system BLAS: the reference
   # libblas3 is ~10x slower than OpenBLAS, which becomes libblas.so.3 once installed.
   libopenblas0-pthread
+  libtorch-dev
+  # Test peers: an independent BERT reference and checkpoint writer.
+  python3-torch
 )
 
 missing=()

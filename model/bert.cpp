@@ -1,0 +1,186 @@
+#include "model/bert.h"
+
+#include <cmath>
+#include <limits>
+
+namespace recmodel::model {
+
+namespace {
+
+torch::nn::LayerNorm layer_norm(const BertConfig& config) {
+  return torch::nn::LayerNorm(
+      torch::nn::LayerNormOptions({config.hidden_size}).eps(config.layer_norm_eps).elementwise_affine(true));
+}
+
+}  // namespace
+
+BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& config) {
+  word_embeddings = register_module(
+      "word_embeddings",
+      torch::nn::Embedding(torch::nn::EmbeddingOptions(config.vocab_size, config.hidden_size).padding_idx(config.pad_token_id)));
+  position_embeddings = register_module(
+      "position_embeddings", torch::nn::Embedding(config.max_position_embeddings, config.hidden_size));
+  token_type_embeddings =
+      register_module("token_type_embeddings", torch::nn::Embedding(config.type_vocab_size, config.hidden_size));
+  LayerNorm = register_module("LayerNorm", layer_norm(config));
+  dropout = register_module("dropout", torch::nn::Dropout(config.hidden_dropout_prob));
+}
+
+torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids) {
+  int64_t length = input_ids.size(1);
+  auto positions = torch::arange(length, torch::TensorOptions().dtype(torch::kLong).device(input_ids.device()));
+  auto embedded = word_embeddings(input_ids) + position_embeddings(positions).unsqueeze(0) +
+                  token_type_embeddings(token_type_ids);
+  return dropout(LayerNorm(embedded));
+}
+
+BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& config)
+    : heads(config.num_attention_heads),
+      head_size(config.hidden_size / config.num_attention_heads),
+      dropout_p(config.attention_probs_dropout_prob) {
+  query = register_module("query", torch::nn::Linear(config.hidden_size, config.hidden_size));
+  key = register_module("key", torch::nn::Linear(config.hidden_size, config.hidden_size));
+  value = register_module("value", torch::nn::Linear(config.hidden_size, config.hidden_size));
+}
+
+torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& additive_mask) {
+  const int64_t batch = hidden.size(0), length = hidden.size(1);
+  auto split_heads = [&](const torch::Tensor& x) { return x.view({batch, length, heads, head_size}).transpose(1, 2); };
+  auto q = split_heads(query(hidden));
+  auto k = split_heads(key(hidden));
+  auto v = split_heads(value(hidden));
+  torch::Tensor context;
+#if TORCH_VERSION_MAJOR >= 2
+  // Fused attention kernels (flash / memory-efficient on CUDA) where this libtorch has them.
+  context = at::scaled_dot_product_attention(q, k, v, additive_mask.to(q.dtype()), is_training() ? dropout_p : 0.0,
+                                             /*is_causal=*/false);
+#else
+  auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_size));
+  scores = scores + additive_mask.to(scores.dtype());
+  auto probabilities = torch::softmax(scores, -1);
+  probabilities = torch::dropout(probabilities, dropout_p, is_training());
+  context = torch::matmul(probabilities, v);
+#endif
+  return context.transpose(1, 2).reshape({batch, length, heads * head_size});
+}
+
+BertResidualOutputImpl::BertResidualOutputImpl(int64_t in, int64_t out, const BertConfig& config) {
+  dense = register_module("dense", torch::nn::Linear(in, out));
+  LayerNorm = register_module("LayerNorm", layer_norm(config));
+  dropout = register_module("dropout", torch::nn::Dropout(config.hidden_dropout_prob));
+}
+
+torch::Tensor BertResidualOutputImpl::forward(const torch::Tensor& hidden, const torch::Tensor& residual) {
+  return LayerNorm(dropout(dense(hidden)) + residual);
+}
+
+BertAttentionImpl::BertAttentionImpl(const BertConfig& config) {
+  self = register_module("self", BertSelfAttention(config));
+  output = register_module("output", BertResidualOutput(config.hidden_size, config.hidden_size, config));
+}
+
+torch::Tensor BertAttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& additive_mask) {
+  return output(self(hidden, additive_mask), hidden);
+}
+
+BertIntermediateImpl::BertIntermediateImpl(const BertConfig& config) {
+  dense = register_module("dense", torch::nn::Linear(config.hidden_size, config.intermediate_size));
+}
+
+torch::Tensor BertIntermediateImpl::forward(const torch::Tensor& hidden) {
+  return torch::gelu(dense(hidden));  // exact erf GELU, BERT's "gelu"
+}
+
+BertLayerImpl::BertLayerImpl(const BertConfig& config) {
+  attention = register_module("attention", BertAttention(config));
+  intermediate = register_module("intermediate", BertIntermediate(config));
+  output = register_module("output", BertResidualOutput(config.intermediate_size, config.hidden_size, config));
+}
+
+torch::Tensor BertLayerImpl::forward(const torch::Tensor& hidden, const torch::Tensor& additive_mask) {
+  auto attended = attention(hidden, additive_mask);
+  return output(intermediate(attended), attended);
+}
+
+BertEncoderImpl::BertEncoderImpl(const BertConfig& config) {
+  layer = register_module("layer", torch::nn::ModuleList());
+  for (int64_t i = 0; i < config.num_hidden_layers; ++i) layer->push_back(BertLayer(config));
+}
+
+torch::Tensor BertEncoderImpl::forward(torch::Tensor hidden, const torch::Tensor& additive_mask) {
+  for (const auto& module : *layer) hidden = module->as<BertLayer>()->forward(hidden, additive_mask);
+  return hidden;
+}
+
+BertPoolerImpl::BertPoolerImpl(const BertConfig& config) {
+  dense = register_module("dense", torch::nn::Linear(config.hidden_size, config.hidden_size));
+}
+
+torch::Tensor BertPoolerImpl::forward(const torch::Tensor& hidden) {
+  using torch::indexing::Slice;
+  return torch::tanh(dense(hidden.index({Slice(), 0})));
+}
+
+BertModelImpl::BertModelImpl(const BertConfig& config) {
+  embeddings = register_module("embeddings", BertEmbeddings(config));
+  encoder = register_module("encoder", BertEncoder(config));
+  pooler = register_module("pooler", BertPooler(config));
+}
+
+torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                                     const torch::Tensor& attention_mask) {
+  auto hidden = embeddings(input_ids, token_type_ids);
+  // Hugging Face's extended mask: (1 - mask) * the dtype's lowest value, broadcast over heads and queries.
+  auto dtype = hidden.scalar_type();
+  double lowest = dtype == torch::kDouble ? std::numeric_limits<double>::lowest()
+                  : dtype == torch::kHalf ? -65504.0
+                  : dtype == torch::kBFloat16 ? -3.38953139e38
+                                              : static_cast<double>(std::numeric_limits<float>::lowest());
+  auto additive_mask = (1.0 - attention_mask.to(dtype).unsqueeze(1).unsqueeze(2)) * lowest;
+  return pooler(encoder(hidden, additive_mask));
+}
+
+BertForSequenceClassificationImpl::BertForSequenceClassificationImpl(const BertConfig& cfg) : config(cfg) {
+  bert = register_module("bert", BertModel(config));
+  dropout = register_module("dropout", torch::nn::Dropout(config.effective_classifier_dropout()));
+  classifier = register_module("classifier", torch::nn::Linear(config.hidden_size, config.num_labels()));
+}
+
+torch::Tensor BertForSequenceClassificationImpl::forward(const torch::Tensor& input_ids,
+                                                         const torch::Tensor& token_type_ids,
+                                                         const torch::Tensor& attention_mask) {
+  return classifier(dropout(bert(input_ids, token_type_ids, attention_mask)));
+}
+
+torch::Tensor BertForSequenceClassificationImpl::loss(const torch::Tensor& logits, const torch::Tensor& labels) const {
+  if (config.problem_type == ProblemType::regression)
+    return torch::mse_loss(logits.squeeze(-1).to(torch::kFloat), labels.to(torch::kFloat));
+  return torch::cross_entropy_loss(logits.to(torch::kFloat), labels.to(torch::kLong));
+}
+
+namespace {
+
+void initialize_module(torch::nn::Module& module, double range) {
+  torch::NoGradGuard no_grad;
+  if (auto* linear = module.as<torch::nn::Linear>()) {
+    linear->weight.normal_(0.0, range);
+    if (linear->bias.defined()) linear->bias.zero_();
+  } else if (auto* embedding = module.as<torch::nn::Embedding>()) {
+    embedding->weight.normal_(0.0, range);
+    if (embedding->options.padding_idx()) embedding->weight[*embedding->options.padding_idx()].zero_();
+  } else if (auto* norm = module.as<torch::nn::LayerNorm>()) {
+    norm->weight.fill_(1.0);
+    norm->bias.zero_();
+  }
+}
+
+}  // namespace
+
+void BertForSequenceClassificationImpl::initialize_weights() {
+  // Hugging Face's _init_weights visits modules in registration order (module.apply).
+  apply([&](torch::nn::Module& module) { initialize_module(module, config.initializer_range); });
+}
+
+void BertForSequenceClassificationImpl::initialize_head() { initialize_module(*classifier, config.initializer_range); }
+
+}  // namespace recmodel::model
