@@ -147,10 +147,9 @@ void run_vocab(const VocabOptions& options, const Console& console) {
 
 CommandAction register_vocab(CLI::App& command, const Console& console) {
   auto options = std::make_shared<VocabOptions>();
-  command.description(
-      "Learn a WordPiece vocabulary (vocab.txt) from a text corpus, as Hugging Face's WordPieceTrainer: "
-      "special tokens, every character as word start and \"##\" continuation, then the most frequent "
-      "subwords (BPE merges) up to --size tokens.");
+  command.footer(
+      "\nLearns vocab.txt as Hugging Face's WordPieceTrainer does: special tokens, every character as word\n"
+      "start and \"##\" continuation, then the most frequent subwords (BPE merges) up to --size tokens.\n");
   const char* input_group = "Corpus";
   command.add_option("--input", options->inputs, "Text file, one document per line (repeatable); - reads stdin")
       ->type_name("FILE")

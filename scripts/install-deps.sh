@@ -13,8 +13,9 @@ debian_packages=(
   # libblas3 is ~10x slower than OpenBLAS, which becomes libblas.so.3 once installed.
   libopenblas0-pthread
   libtorch-dev
-  # Test peers: an independent BERT reference and checkpoint writer.
-  python3-torch
+  # Test peers: an independent BERT reference and checkpoint writer; groff and zsh
+  # check the man pages and the zsh completion.
+  python3-torch groff-base zsh
 )
 
 missing=()
