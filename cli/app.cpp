@@ -9,6 +9,7 @@
 
 #include "cli/suggest.h"
 #include "cli/system_info.h"
+#include "commands/preprocess.h"
 #include "commands/tokenize.h"
 #include "commands/vocab.h"
 #include "common/error.h"
@@ -17,6 +18,7 @@ namespace recmodel {
 
 const std::vector<CommandEntry>& command_table() {
   static const std::vector<CommandEntry> table = {
+      {"preprocess", "Clean, label, split and tokenize CSV/TSV/JSONL data into a prepared dataset", register_preprocess},
       {"tokenize", "Show the WordPiece ids and tokens the model sees for each input line", register_tokenize},
       {"vocab", "Learn a WordPiece vocabulary from a text corpus", register_vocab},
   };
