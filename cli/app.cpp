@@ -9,8 +9,11 @@
 
 #include "cli/suggest.h"
 #include "cli/system_info.h"
+#include "commands/init.h"
 #include "commands/preprocess.h"
+#include "commands/registry.h"
 #include "commands/tokenize.h"
+#include "commands/train.h"
 #include "commands/vocab.h"
 #include "common/error.h"
 
@@ -19,6 +22,9 @@ namespace recmodel {
 const std::vector<CommandEntry>& command_table() {
   static const std::vector<CommandEntry> table = {
       {"preprocess", "Clean, label, split and tokenize CSV/TSV/JSONL data into a prepared dataset", register_preprocess},
+      {"init", "Create a randomly initialised BERT classifier from a preset (tiny, mini, small, base)", register_init},
+      {"train", "Fine-tune a BERT classifier on a prepared dataset (CPU or CUDA), resumable", register_train},
+      {"registry", "Version models: register, list, promote aliases, compare, lineage, history, verify", register_registry},
       {"tokenize", "Show the WordPiece ids and tokens the model sees for each input line", register_tokenize},
       {"vocab", "Learn a WordPiece vocabulary from a text corpus", register_vocab},
   };
@@ -80,7 +86,8 @@ void print_version(const Console& console) {
     std::string library = blas["library"].get<std::string>();
     fmt::print(out, "BLAS: {}{}\n", blas["vendor"].get<std::string>(),
                library.empty() ? "" : fmt::format(" ({})", library));
-    fmt::print(out, "cores: {}\n", info["cores"].get<unsigned>());
+    fmt::print(out, "cores: {}, threads: {}\n", info["cores"].get<unsigned>(), info["threads"].get<int>());
+    fmt::print(out, "libtorch: {}{}\n", info["libtorch"].get<std::string>(), info["cuda"].get<bool>() ? " (CUDA available)" : " (CPU)");
   });
   if (!info["blas"]["fast"].get<bool>())
     console.warn("libblas.so.3 is the {} BLAS: training will be ~10x slower; install libopenblas0-pthread",
@@ -165,6 +172,7 @@ int run_cli(int argc, char** argv) {
       return report(ExitCode::usage, message + where);
     }
 
+    use_threads(console.threads());
     if (show_version) {
       print_version(console);
       return 0;

@@ -22,6 +22,8 @@ class ProgressBar {
   void update(uint64_t done);
   // Adds to the amount done.
   void advance(uint64_t amount) { update(done_ + amount); }
+  // Replaces the text before the bar (e.g. to show the current loss).
+  void set_label(std::string label) { label_ = std::move(label); }
   // Draws the final state and ends the line.
   void finish();
 

@@ -62,4 +62,14 @@ std::vector<std::string> long_option_names(const CLI::App& command) {
   return names;
 }
 
+CLI::Validator whole_number() {
+  return CLI::Validator(
+      [](std::string& value) {
+        return !value.empty() && value.size() <= 19 && value.find_first_not_of("0123456789") == std::string::npos
+                   ? std::string()
+                   : "expected a whole number of 0 or more, such as 42; got " + value;
+      },
+      "", "seed");
+}
+
 }  // namespace recmodel

@@ -15,6 +15,9 @@ std::string closest_match(const std::string& word, const std::vector<std::string
 // and suggests the closest.
 CLI::Validator one_of(std::vector<std::string> values);
 
+// Returns a CLI11 validator for a seed: a whole number of 0 or more, with an example in the error.
+CLI::Validator whole_number();
+
 // Returns the options of `command` as their long names (--name), in help order.
 std::vector<std::string> long_option_names(const CLI::App& command);
 

@@ -5,6 +5,8 @@
 
 #include <thread>
 
+#include <torch/torch.h>
+
 namespace recmodel {
 
 BlasInfo detect_blas() {
@@ -37,12 +39,17 @@ BlasInfo detect_blas() {
   return info;
 }
 
+void use_threads(int threads) { torch::set_num_threads(threads > 0 ? threads : 1); }
+
 nlohmann::json version_info() {
   BlasInfo blas = detect_blas();
   return {
       {"version", RECMODEL_VERSION},
       {"compiler", __VERSION__},
       {"cores", std::thread::hardware_concurrency()},
+      {"threads", torch::get_num_threads()},
+      {"libtorch", TORCH_VERSION},
+      {"cuda", torch::cuda::is_available()},
       {"blas", {{"vendor", blas.vendor}, {"library", blas.library}, {"detail", blas.detail}, {"fast", blas.fast}}},
   };
 }

@@ -17,7 +17,10 @@ struct BlasInfo {
 // Loads libblas.so.3 as libtorch will and reports which implementation it is.
 BlasInfo detect_blas();
 
-// Returns the --version document: version, build, BLAS, cores.
+// Sets libtorch's intra-op thread count (it starts with one here, whatever the core count).
+void use_threads(int threads);
+
+// Returns the --version document: version, build, libtorch, BLAS, cores and threads in use.
 nlohmann::json version_info();
 
 }  // namespace recmodel

@@ -75,7 +75,7 @@ data::PreprocessConfig make_config(const PreprocessOptions& options, const Conso
   config.seed = options.seed;
   config.max_rejected = data::RejectLimit::parse(options.max_rejected);
   config.threads = console.threads();
-  config.vocab_path = options.source.vocab_path();
+  config.vocab_path = options.source.vocab_path(console.options().registry);
   config.tokenizer_source = options.source.model.empty() ? fmt::format("--vocab {}{}", options.source.vocab,
                                                                        options.source.cased ? " --cased" : "")
                                                          : fmt::format("--model {}", options.source.model);
@@ -130,7 +130,7 @@ void print_summary(std::FILE* out, const nlohmann::ordered_json& m, const std::s
 
 void run_preprocess(const PreprocessOptions& options, const Console& console) {
   data::PreprocessConfig config = make_config(options, console);
-  tokenizer::BertTokenizer tokenizer = options.source.load();
+  tokenizer::BertTokenizer tokenizer = options.source.load(console.options().registry);
 
   uint64_t total = 0;
   for (const auto& input : config.inputs) {
@@ -210,13 +210,7 @@ CommandAction register_preprocess(CLI::App& command, const Console& console) {
           ->type_name("RATIOS")
           ->group(split_group);
   command.add_option("--seed", options->seed, "Seed of the split; the same seed and input give the same split")
-      ->check(CLI::Validator(
-          [](std::string& value) {
-            return !value.empty() && value.find_first_not_of("0123456789") == std::string::npos
-                       ? std::string()
-                       : "expected a whole number of 0 or more, such as 42; got " + value;
-          },
-          "", "seed"))
+      ->check(whole_number())
       ->type_name("N")
       ->group(split_group);
   command.add_option("--group-column", options->group_column,

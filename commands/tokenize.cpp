@@ -99,7 +99,7 @@ void format_encoding(std::string& out, const tokenizer::Encoding& encoding, bool
 }
 
 void run_tokenize(const TokenizeOptions& options, const Console& console) {
-  tokenizer::BertTokenizer tokenizer = options.source.load();
+  tokenizer::BertTokenizer tokenizer = options.source.load(console.options().registry);
   if (!options.write_tokenizer.empty()) {
     tokenizer.save(options.write_tokenizer);
     console.result({{"written", options.write_tokenizer}, {"vocab_size", tokenizer.vocab().size()}},

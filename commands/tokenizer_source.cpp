@@ -2,6 +2,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "registry/registry.h"
 
 namespace recmodel {
 
@@ -18,20 +19,22 @@ void TokenizerSource::add_options(CLI::App& command, const std::string& group) {
       ->group(group);
 }
 
-tokenizer::BertTokenizer TokenizerSource::load() const {
+tokenizer::BertTokenizer TokenizerSource::load(const std::string& registry) const {
   if (vocab.empty() && model.empty()) fail<UsageError>("give a vocabulary with --vocab FILE or --model DIR");
   if (!model.empty()) {
     if (cased) fail<UsageError>("--cased applies to --vocab; with --model the settings come from tokenizer_config.json");
-    if (!fs::is_directory(model)) fail<NotFoundError>("{}: no such model directory", model);
-    return tokenizer::BertTokenizer::from_model_dir(model);
+    fs::path dir = registry::resolve_model(model, registry).path;
+    if (!fs::is_directory(dir)) fail<NotFoundError>("{}: no such model directory", model);
+    return tokenizer::BertTokenizer::from_model_dir(dir);
   }
   tokenizer::TokenizerConfig config;
   config.do_lower_case = !cased;
   return tokenizer::BertTokenizer::from_vocab_file(vocab, config);
 }
 
-std::string TokenizerSource::vocab_path() const {
-  return model.empty() ? vocab : (fs::path(model) / "vocab.txt").string();
+std::string TokenizerSource::vocab_path(const std::string& registry) const {
+  if (model.empty()) return vocab;
+  return (registry::resolve_model(model, registry).path / "vocab.txt").string();
 }
 
 }  // namespace recmodel

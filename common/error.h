@@ -18,6 +18,7 @@ enum class ExitCode : int {
   remote = 5,
   integrity = 6,
   internal = 70,
+  interrupted = 130,  // SIGINT/SIGTERM: work saved where it can be resumed
 };
 
 class Error : public std::runtime_error {

@@ -90,7 +90,8 @@ LoadedModel load_model(const fs::path& dir, const std::function<void(const std::
 
   NamedTensors tensors = read_checkpoint_tensors(dir, &loaded.weights_file);
   loaded.model = BertForSequenceClassification(loaded.config);
-  const bool head_changed = labels && (checkpoint_labels.size() != labels->size() || checkpoint_problem != problem);
+  // Other labels, even as many, mean another head: the old rows would answer for other classes.
+  const bool head_changed = labels && (checkpoint_labels != *labels || checkpoint_problem != problem);
 
   std::map<std::string, torch::Tensor> parameters;
   for (auto& item : loaded.model->named_parameters()) parameters.emplace(item.key(), item.value());

@@ -8,7 +8,7 @@
 
 # Options valid with every command (and before it).
 _recmodel_global_opts="--json -q --quiet -v --verbose --registry --threads --no-progress -h --help"
-_recmodel_commands="preprocess tokenize vocab help"
+_recmodel_commands="preprocess init train evaluate predict tokenize vocab quantize export registry remote push pull sync ls help"
 
 # Prints the options of one command, global options excluded.
 _recmodel_command_opts() {
@@ -17,12 +17,133 @@ _recmodel_command_opts() {
             echo "--input --train --dev --test --format --text-column --text-pair-column \
 --label-column --task --labels --vocab --model --cased --max-length --split --seed \
 --group-column --out --force --max-rejected" ;;
+        evaluate)
+            echo "--model --data --split --batch-size --device --predictions --labels --id-column \
+--top-k --fail-under --max --report --record" ;;
+        predict)
+            echo "--model --device --batch-size --max-length --input --format --pair --text-column \
+--text-pair-column --id-column --strict --top-k --probs --logits" ;;
         tokenize)
             echo "--vocab --model --cased --input --pair --jsonl --no-special --max-length \
 --ids-only --write-tokenizer" ;;
         vocab)
             echo "--input --lowercase --size --min-frequency --limit-alphabet --unused --out --force" ;;
+        init)
+            echo "--preset --seed --vocab --cased --labels --task --data --out --force" ;;
+        train)
+            echo "--model --data --out --force --reset-head --register --epochs --batch-size --lr \
+--warmup-ratio --weight-decay --grad-accum --max-grad-norm --seed --eval-every --metric --patience \
+--checkpoint-every --log-every --resume --stop-after --work-dir --keep-checkpoints --device --precision" ;;
+        registry)
+            echo "--lock-timeout" ;;
+        quantize)
+            echo "--model --per-tensor --data --split --max-drop --batch-size --out --force" ;;
+        export)
+            echo "--model --opset --quantize --per-tensor --external-data --verify --atol --int8-atol \
+--verify-inputs --out --force" ;;
+        push)
+            echo "--to --name --version --private $_recmodel_transfer_opts" ;;
+        pull)
+            echo "--from --out --force $_recmodel_transfer_opts" ;;
+        sync)
+            echo "--from --to $_recmodel_transfer_opts" ;;
+        ls)
+            echo "--jobs --config" ;;
     esac
+}
+
+# Storage: the transfer options of push, pull and sync, and 'recmodel remote add|list|remove'.
+_recmodel_transfer_opts="--config --jobs --part-size --multipart-threshold --retries --timeout"
+_recmodel_remote_opts() {
+    case "$1" in
+        add)
+            echo "--config --endpoint --region --profile --path-style --ca-bundle --public --private --create-bucket \
+--force" ;;
+        *)
+            echo "--config" ;;
+    esac
+}
+
+# Completes the remote names of the config file ($RECMODEL_CONFIG or the XDG default).
+_recmodel_remote_names() {
+    local config="${RECMODEL_CONFIG:-${XDG_CONFIG_HOME:-$HOME/.config}/recmodel/config.toml}" names
+    names=$(sed -n 's/^\[remotes\.\([^]]*\)\].*/\1/p' "$config" 2>/dev/null)
+    COMPREPLY=($(compgen -W "$names" -- "$1"))
+}
+
+# Completes 'recmodel remote ...'; $1 is the index of the word "remote", $2 and $3 the word
+# being completed and the one before it.
+_recmodel_remote() {
+    local start=$1 cur=$2 prev=$3 sub="" j word
+    for ((j = start + 1; j < COMP_CWORD; j++)); do
+        word="${COMP_WORDS[j]}"
+        if [[ "$word" == "--registry" || "$word" == "--threads" || "$word" == "--endpoint" || \
+              "$word" == "--region" || "$word" == "--profile" || "$word" == "--ca-bundle" || \
+              "$word" == "--config" ]]; then
+            [[ "${COMP_WORDS[j + 1]}" == "=" ]] && ((j++))
+            ((j++))
+        elif [[ "$word" != -* && "$word" != "=" ]]; then
+            sub="$word"
+            break
+        fi
+    done
+    case "$prev" in
+        --ca-bundle|--registry|--config) _recmodel_files "$cur"; return 0 ;;
+        --endpoint|--region|--profile|--threads) return 0 ;;
+    esac
+    if [[ "$cur" == -* ]]; then
+        COMPREPLY=($(compgen -W "$(_recmodel_remote_opts "$sub") $_recmodel_global_opts" -- "$cur"))
+    elif [[ -z "$sub" ]]; then
+        COMPREPLY=($(compgen -W "add list remove" -- "$cur"))
+    elif [[ "$sub" == "remove" ]]; then
+        _recmodel_remote_names "$cur"
+    fi
+}
+
+# The subcommands of 'recmodel registry' and the options of each.
+_recmodel_registry_subcommands="register list show promote unalias tag compare lineage history rollback \
+verify archive delete"
+_recmodel_registry_opts() {
+    case "$1" in
+        register)
+            echo "--path --tag --description --parent --dataset --base-checkpoint --metric --param --manifest" ;;
+        list) echo "--tag --alias --status --limit" ;;
+        promote) echo "--alias --reason --expect" ;;
+        unalias|rollback) echo "--reason" ;;
+        tag) echo "--remove --description" ;;
+        history) echo "--at" ;;
+        archive) echo "--restore --force" ;;
+        delete) echo "--force" ;;
+    esac
+}
+
+# Completes 'recmodel registry ...'; $1 is the index of the word "registry", $2 and $3 the
+# word being completed and the one before it.
+_recmodel_registry() {
+    local start=$1 cur=$2 prev=$3 sub="" j word
+    for ((j = start + 1; j < COMP_CWORD; j++)); do
+        word="${COMP_WORDS[j]}"
+        if [[ "$word" == "--lock-timeout" || "$word" == "--registry" || "$word" == "--threads" ]]; then
+            [[ "${COMP_WORDS[j + 1]}" == "=" ]] && ((j++))
+            ((j++))
+        elif [[ "$word" != -* && "$word" != "=" ]]; then
+            sub="$word"
+            break
+        fi
+    done
+    case "$prev" in
+        --path|--dataset) _recmodel_dirs "$cur"; return 0 ;;
+        --manifest|--registry) _recmodel_files "$cur"; return 0 ;;
+        --status) COMPREPLY=($(compgen -W "active archived all" -- "$cur")); return 0 ;;
+        --lock-timeout|--threads|--tag|--description|--parent|--base-checkpoint|--metric|--param|--alias|\
+--limit|--reason|--expect|--remove|--at)
+            return 0 ;;
+    esac
+    if [[ "$cur" == -* ]]; then
+        COMPREPLY=($(compgen -W "$(_recmodel_registry_opts "$sub") --lock-timeout $_recmodel_global_opts" -- "$cur"))
+    elif [[ -z "$sub" ]]; then
+        COMPREPLY=($(compgen -W "$_recmodel_registry_subcommands" -- "$cur"))
+    fi
 }
 
 # Completes file (and directory) names; one per line, so names with spaces survive.
@@ -65,6 +186,15 @@ _recmodel() {
         fi
     done
 
+    if [[ "$command" == "registry" ]]; then
+        _recmodel_registry "$i" "$cur" "$prev"
+        return 0
+    fi
+    if [[ "$command" == "remote" ]]; then
+        _recmodel_remote "$i" "$cur" "$prev"
+        return 0
+    fi
+
     # Values of the option before the cursor.
     case "$prev" in
         --registry)
@@ -84,6 +214,28 @@ _recmodel() {
 --group-column|--max-rejected)
                     return 0 ;;
             esac ;;
+        evaluate)
+            case "$prev" in
+                --predictions|--labels|--report) _recmodel_files "$cur"; return 0 ;;
+                --model|--data) _recmodel_dirs "$cur"; return 0 ;;
+                --split) COMPREPLY=($(compgen -W "test dev train" -- "$cur")); return 0 ;;
+                --device) COMPREPLY=($(compgen -W "auto cpu cuda" -- "$cur")); return 0 ;;
+                --fail-under|--max)
+                    COMPREPLY=($(compgen -W "accuracy= precision_macro= recall_macro= f1_macro= f1_micro= \
+f1_weighted= precision_micro= recall_micro= precision_weighted= recall_weighted= top_k_accuracy= roc_auc= \
+pr_auc= mae= rmse= r2=" -- "$cur"))
+                    compopt -o nospace 2>/dev/null
+                    return 0 ;;
+                --batch-size|--id-column|--top-k) return 0 ;;
+            esac ;;
+        predict)
+            case "$prev" in
+                --input) _recmodel_files "$cur"; return 0 ;;
+                --model) _recmodel_dirs "$cur"; return 0 ;;
+                --format) COMPREPLY=($(compgen -W "auto lines csv tsv jsonl" -- "$cur")); return 0 ;;
+                --device) COMPREPLY=($(compgen -W "auto cpu cuda" -- "$cur")); return 0 ;;
+                --batch-size|--max-length|--text-column|--text-pair-column|--id-column|--top-k) return 0 ;;
+            esac ;;
         tokenize)
             case "$prev" in
                 --input|--vocab) _recmodel_files "$cur"; return 0 ;;
@@ -95,6 +247,56 @@ _recmodel() {
                 --input|--out) _recmodel_files "$cur"; return 0 ;;
                 --size|--min-frequency|--limit-alphabet|--unused) return 0 ;;
             esac ;;
+        init)
+            case "$prev" in
+                --vocab) _recmodel_files "$cur"; return 0 ;;
+                --data|--out) _recmodel_dirs "$cur"; return 0 ;;
+                --preset) COMPREPLY=($(compgen -W "tiny mini small base" -- "$cur")); return 0 ;;
+                --task) COMPREPLY=($(compgen -W "classification regression" -- "$cur")); return 0 ;;
+                --labels|--seed) return 0 ;;
+            esac ;;
+        train)
+            case "$prev" in
+                --model|--data|--out|--work-dir) _recmodel_dirs "$cur"; return 0 ;;
+                --metric)
+                    COMPREPLY=($(compgen -W "accuracy precision_macro recall_macro f1_macro f1_micro f1_weighted \
+precision_micro recall_micro precision_weighted recall_weighted top_k_accuracy roc_auc pr_auc mae rmse r2" \
+                        -- "$cur"))
+                    return 0 ;;
+                --precision) COMPREPLY=($(compgen -W "fp32 bf16 fp16" -- "$cur")); return 0 ;;
+                --device) COMPREPLY=($(compgen -W "auto cpu cuda" -- "$cur")); return 0 ;;
+                --register|--epochs|--batch-size|--lr|--warmup-ratio|--weight-decay|--grad-accum|\
+--max-grad-norm|--seed|--eval-every|--patience|--checkpoint-every|--log-every|--stop-after)
+                    return 0 ;;
+            esac ;;
+        quantize)
+            case "$prev" in
+                --model|--data|--out) _recmodel_dirs "$cur"; return 0 ;;
+                --split) COMPREPLY=($(compgen -W "train dev test" -- "$cur")); return 0 ;;
+                --max-drop) COMPREPLY=($(compgen -W "accuracy=0.01 f1_macro=0.01" -- "$cur")); return 0 ;;
+                --batch-size) return 0 ;;
+            esac ;;
+        export)
+            case "$prev" in
+                --model|--out) _recmodel_dirs "$cur"; return 0 ;;
+                --quantize) COMPREPLY=($(compgen -W "none int8" -- "$cur")); return 0 ;;
+                --opset) COMPREPLY=($(compgen -W "14 15 16 17" -- "$cur")); return 0 ;;
+                --atol|--int8-atol|--verify-inputs) return 0 ;;
+            esac ;;
+        push|pull|sync|ls)
+            case "$prev" in
+                --to|--from) _recmodel_remote_names "$cur"; return 0 ;;
+                --out) _recmodel_dirs "$cur"; return 0 ;;
+                --config) _recmodel_files "$cur"; return 0 ;;
+                --name|--version|--jobs|--retries|--timeout) return 0 ;;
+                --part-size|--multipart-threshold) COMPREPLY=($(compgen -W "64KiB 8MiB 16MiB 64MiB" -- "$cur")); return 0 ;;
+            esac
+            # The first operand of ls is a remote; that of push a model directory.
+            if [[ "$cur" != -* && "$command" == "ls" && "$prev" == "ls" ]]; then
+                _recmodel_remote_names "$cur"; return 0
+            elif [[ "$cur" != -* && "$command" == "push" && "$prev" == "push" ]]; then
+                _recmodel_dirs "$cur"; return 0
+            fi ;;
     esac
 
     if [[ -z "$command" ]]; then

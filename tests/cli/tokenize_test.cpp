@@ -32,7 +32,7 @@ TEST_CASE("tokenize prints ids and tokens per line, in input order") {
         "{\"ids\":[2,3],\"tokens\":[\"[CLS]\",\"[SEP]\"]}\n");
 }
 
-TEST_CASE("tokenize --cased keeps case; --no-special drops [CLS]/[SEP]") {
+TEST_CASE("tokenize --cased keeps case, --no-special drops [CLS]/[SEP]") {
   Fixture f;
   auto result = t::run_recmodel({"tokenize", "--vocab", f.vocab, "--cased", "--no-special", "--ids-only"}, "Red red\n");
   CHECK(result.exit_code == 0);

@@ -241,7 +241,7 @@ TEST_CASE("preprocess: given splits are kept, and duplicates across them are rem
   CHECK(test.label(0) == 0);
 }
 
-TEST_CASE("preprocess: fixed labels reject unknown ones; regression rejects non-numbers") {
+TEST_CASE("preprocess: fixed labels reject unknown ones, regression rejects non-numbers") {
   if (!have_vocab()) return;
   t::TempDir dir;
   t::write_text(dir / "c.csv", "text,label\na,pos\nb,meh\n");

@@ -133,7 +133,7 @@ TEST_CASE("CSV: a header without the requested column is an error naming the col
   CHECK_THROWS_AS(RecordReader(dir / "missing.csv", Format::csv, {"text"}), recmodel::NotFoundError);
 }
 
-TEST_CASE("TSV: tab-separated with a header; quoting works as in CSV") {
+TEST_CASE("TSV: tab-separated with a header, quoting works as in CSV") {
   t::TempDir dir;
   t::write_text(dir / "a.tsv", "label\ttext\npos\thello world\nneg\t\"tab\there\"\n\t empty label\n");
   auto records = read_all(dir / "a.tsv", Format::tsv, {"text", "label"});

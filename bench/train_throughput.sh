@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# CPU training throughput: recmodel train vs a plain PyTorch training loop (bench/train_torch_loop.py,
+# Debian's python3-torch) on the same model (preset), the same prepared split, batch size, optimizer and
+# length bucketing, with the same thread count; then peak RSS of recmodel train at two dataset sizes.
+#
+#   bench/train_throughput.sh [--preset small] [--rows 6000] [--batch-size 32] [--threads N] [--recmodel PATH]
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+source_dir="$(cd "$here/.." && pwd)"
+preset=small
+rows=6000
+batch=32
+threads=$(nproc)
+recmodel="${RECMODEL:-}"
+vocab="${RECMODEL_SHARED_DATA:-$source_dir/../shared/data}/vocab/bert-base-uncased.txt"
+while (( $# )); do
+  case "$1" in
+    --preset) preset=$2; shift 2 ;;
+    --rows) rows=$2; shift 2 ;;
+    --batch-size) batch=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --recmodel) recmodel=$2; shift 2 ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    *) echo "train_throughput.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+[[ -n "$recmodel" ]] || recmodel="$source_dir/build/recmodel"
+[[ -x "$recmodel" ]] || { echo "train_throughput.sh: no recmodel binary at $recmodel (build it, or pass --recmodel)" >&2; exit 1; }
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+export CI=1
+
+prepare() {  # rows out
+  /usr/bin/python3 "$source_dir/share/generate_sample_data.py" --seed 3 --rows "$1" --out "$work/raw-$1" >/dev/null
+  "$recmodel" preprocess --input "$work/raw-$1/products.csv" --text-column title --label-column category \
+    --vocab "$vocab" --out "$2" --max-length 64 --max-rejected 10% >/dev/null
+}
+
+prepare "$rows" "$work/data"
+"$recmodel" init --preset "$preset" --data "$work/data" --out "$work/model" --seed 1 >/dev/null
+"$recmodel" train --model "$work/model" --data "$work/data" --out "$work/trained" --epochs 1 \
+  --batch-size "$batch" --log-every 5 --threads "$threads" >/dev/null
+# Rates of the logged intervals after the first (start-up and allocation excluded, as for the peer).
+read -r steps ours_sps ours_tps < <(/usr/bin/python3 - "$work/trained/train_log.jsonl" <<'PY'
+import json, sys
+records = [json.loads(l) for l in open(sys.argv[1]) if '"loss"' in l]
+timed = records[1:] or records
+n = records[-1]["step"]
+sps = sum(r["samples_per_second"] for r in timed) / len(timed)
+tps = sum(r["tokens_per_second"] for r in timed) / len(timed)
+print(n, f"{sps:.2f}", f"{tps:.0f}")
+PY
+)
+peer=$(/usr/bin/python3 "$here/train_torch_loop.py" "$work/model" "$work/data/train.bin" "$batch" "$((steps > 60 ? 60 : steps))" "$threads")
+read -r peer_sps peer_tps < <(echo "$peer" | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print(f"{d["samples_per_second"]:.2f}", f"{d["tokens_per_second"]:.0f}")')
+blas=$("$recmodel" --version | sed -n 's/^BLAS: //p')
+
+printf '\nTraining throughput, preset %s, batch %s, %s threads, BLAS %s\n' "$preset" "$batch" "$threads" "$blas"
+printf '%-28s %14s %14s\n' "" "samples/s" "tokens/s"
+printf '%-28s %14s %14s\n' "recmodel train" "$ours_sps" "$ours_tps"
+printf '%-28s %14s %14s\n' "PyTorch loop (python3-torch)" "$peer_sps" "$peer_tps"
+/usr/bin/python3 -c "print(f'ratio recmodel / PyTorch: {$ours_sps / $peer_sps:.2f}x (target >= 1.2x)')"
+
+# Peak RSS must not grow with the dataset: the same number of steps on 1x and 10x the rows.
+printf '\nPeak RSS of recmodel train (%s preset, 40 steps)\n' "$preset"
+for n in 2000 20000; do
+  prepare "$n" "$work/data-$n"
+  /usr/bin/time -v "$recmodel" train --model "$work/model" --data "$work/data-$n" --out "$work/rss-$n" \
+    --batch-size "$batch" --stop-after 40 --threads "$threads" >/dev/null 2>"$work/time-$n" || true
+  rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/time-$n")
+  printf '%8s rows: %6d MiB\n' "$n" "$((rss / 1024))"
+done

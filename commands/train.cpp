@@ -1,0 +1,354 @@
+#include "commands/train.h"
+
+#include <csignal>
+#include <memory>
+#include <string>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "cli/progress.h"
+#include "cli/suggest.h"
+#include "common/error.h"
+#include "common/files.h"
+#include "metrics/names.h"
+#include "model/checkpoint.h"
+#include "registry/registry.h"
+#include "training/trainer.h"
+
+namespace recmodel {
+
+namespace {
+
+struct TrainOptions {
+  std::string model;
+  std::string data;
+  std::string out;
+  std::string work_dir;  // "": <out>.train
+  bool force = false;
+  bool resume = false;
+  bool reset_head = false;
+  bool keep_checkpoints = false;
+  std::string register_name;
+  training::TrainConfig config;
+};
+
+// Restores the previous SIGINT/SIGTERM handlers when training ends.
+class StopSignals {
+ public:
+  StopSignals() {
+    training::Trainer::stop_requested() = false;
+    previous_int_ = std::signal(SIGINT, handle);
+    previous_term_ = std::signal(SIGTERM, handle);
+  }
+  ~StopSignals() {
+    std::signal(SIGINT, previous_int_);
+    std::signal(SIGTERM, previous_term_);
+  }
+
+ private:
+  static void handle(int signal) {
+    // A second signal stops at once, as users expect from Ctrl-C pressed twice.
+    if (training::Trainer::stop_requested().exchange(true)) {
+      std::signal(signal, SIG_DFL);
+      std::raise(signal);
+    }
+  }
+  void (*previous_int_)(int);
+  void (*previous_term_)(int);
+};
+
+// Refuses a dataset encoded with another vocabulary or other settings than the model's tokenizer.
+void check_same_tokenizer(const std::string& model_dir, const data::PreparedDataset& dataset) {
+  auto model_tokenizer = tokenizer::BertTokenizer::from_model_dir(model_dir);
+  auto data_tokenizer = tokenizer::BertTokenizer::from_model_dir(dataset.tokenizer_dir());
+  if (model_tokenizer.vocab().tokens() != data_tokenizer.vocab().tokens())
+    fail<DataError>("{} was prepared with another vocabulary ({} tokens, sha256 {}) than the model {} ({} tokens); "
+                    "run 'recmodel preprocess --model {}' to encode it with the model's tokenizer",
+                    dataset.dir.string(), data_tokenizer.vocab().size(), dataset.vocab_sha256.substr(0, 12), model_dir,
+                    model_tokenizer.vocab().size(), model_dir);
+  const auto& a = model_tokenizer.config();
+  const auto& b = data_tokenizer.config();
+  if (a.do_lower_case != b.do_lower_case || a.strips_accents() != b.strips_accents() ||
+      a.tokenize_chinese_chars != b.tokenize_chinese_chars)
+    fail<DataError>("{} was prepared with other tokenizer settings (lowercase {}, strip accents {}) than the model {} "
+                    "(lowercase {}, strip accents {}); prepare it with --model {}",
+                    dataset.dir.string(), b.do_lower_case, b.strips_accents(), model_dir, a.do_lower_case,
+                    a.strips_accents(), model_dir);
+}
+
+std::string describe_head(const model::BertConfig& config) {
+  if (config.problem_type == model::ProblemType::regression) return "a regression head";
+  return fmt::format("labels [{}]", fmt::join(config.labels, ", "));
+}
+
+void run_train(TrainOptions options, const Console& console) {
+  const fs::path out = options.out;
+  const fs::path work_dir = options.work_dir.empty() ? fs::path(options.out + ".train") : fs::path(options.work_dir);
+  std::error_code ec;
+  if (fs::exists(out, ec) && !options.force)
+    fail<UsageError>("{}: already exists; choose another --out or pass --force to replace it", out.string());
+  if (options.resume && !fs::exists(work_dir / "checkpoint" / "state.json", ec))
+    fail<NotFoundError>("{}: no checkpoint to resume from; run without --resume to start training",
+                        (work_dir / "checkpoint").string());
+  if (!options.resume && fs::exists(work_dir, ec)) {
+    if (!options.force)
+      fail<UsageError>("{}: holds the checkpoint of an earlier run; continue it with --resume, or pass --force to "
+                       "start over",
+                       work_dir.string());
+    fs::remove_all(work_dir, ec);
+  }
+  if (!options.config.metric.empty()) metrics::require_metric_name(options.config.metric, "--metric");
+
+  const std::string& registry_flag = console.options().registry;
+  if (!options.register_name.empty()) registry::validate_model_name(options.register_name);
+  auto dataset = data::PreparedDataset::open(options.data);
+  const registry::ResolvedModel base = registry::resolve_model(options.model, registry_flag);
+  const fs::path model_dir = base.path;
+  if (!fs::is_directory(model_dir, ec)) fail<NotFoundError>("{}: no such model directory", options.model);
+  check_same_tokenizer(model_dir.string(), dataset);
+
+  // The head must fit the dataset's labels; --reset-head replaces it.
+  const auto checkpoint_config = model::BertConfig::from_json_file(model_dir / "config.json");
+  model::BertConfig wanted = checkpoint_config;
+  wanted.problem_type = dataset.task == data::Task::regression ? model::ProblemType::regression
+                                                                : model::ProblemType::single_label_classification;
+  wanted.labels = dataset.task == data::Task::regression ? std::vector<std::string>{checkpoint_config.labels.front()}
+                                                         : dataset.labels;
+  const bool head_matches =
+      wanted.problem_type == checkpoint_config.problem_type && wanted.labels == checkpoint_config.labels;
+  if (!head_matches && !options.reset_head)
+    fail<DataError>("the model {} has {} but the dataset {} has {}; pass --reset-head to train a new head",
+                    options.model, describe_head(checkpoint_config), options.data, describe_head(wanted));
+  auto warn = [&](const std::string& message) { console.warn("{}", message); };
+  torch::manual_seed(options.config.seed);  // a new head is drawn from --seed
+  model::LoadedModel loaded = head_matches
+                                  ? model::load_model(model_dir, warn)
+                                  : model::load_model(model_dir, warn, &wanted.labels, wanted.problem_type);
+  if (static_cast<int64_t>(dataset.max_length) > loaded.config.max_position_embeddings)
+    fail<DataError>("{}: examples of up to {} tokens, but the model {} has {} positions; preprocess with "
+                    "--max-length {}",
+                    options.data, dataset.max_length, options.model, loaded.config.max_position_embeddings,
+                    loaded.config.max_position_embeddings);
+
+  training::Trainer trainer(options.config, loaded, dataset, work_dir, warn);
+  StopSignals signals;
+  ProgressBar progress(console, "train", 0, " steps");
+  std::function<void(const training::StepReport&)> on_step;
+  if (progress.enabled()) {
+    on_step = [&](const training::StepReport& report) {
+      progress.set_label(fmt::format("train loss {:.4f} lr {:.2e} {:.1f} samples/s", report.loss, report.lr,
+                                     report.samples_per_second));
+      progress.update(static_cast<uint64_t>(report.step));
+    };
+  }
+  training::TrainResult result = trainer.run(options.resume, on_step);
+  progress.finish();
+
+  nlohmann::json lineage = {
+      {"recmodel_version", RECMODEL_VERSION},
+      {"created_by", "train"},
+      {"base_model", base.version ? base.version->uri() : options.model},
+      {"dataset", {{"path", options.data}, {"manifest_sha256", dataset.manifest_sha256}}},
+      {"params",
+       {{"epochs", options.config.epochs},
+        {"batch_size", options.config.batch_size},
+        {"lr", options.config.lr},
+        {"warmup_ratio", options.config.warmup_ratio},
+        {"weight_decay", options.config.weight_decay},
+        {"grad_accum", options.config.grad_accum},
+        {"max_grad_norm", options.config.max_grad_norm},
+        {"eval_every", options.config.eval_every},
+        {"patience", options.config.patience},
+        {"metric", result.metric},
+        {"seed", options.config.seed},
+        {"device", result.device},
+        {"precision", options.config.precision}}},
+      {"metrics", {{"dev", result.best_metrics}}},
+      {"training",
+       {{"steps", result.steps},
+        {"epochs_completed", result.epochs_completed},
+        {"stopped_early", result.stopped_early},
+        {"best_step", result.best_step},
+        {"seconds", result.seconds},
+        {"samples_per_second", result.samples_per_second},
+        {"tokens_per_second", result.tokens_per_second}}},
+  };
+  StagingDir staging(out, options.force);
+  auto tokenizer = tokenizer::BertTokenizer::from_model_dir(model_dir);
+  model::save_model(staging.path(), loaded.model, tokenizer, lineage);
+  fs::copy_file(work_dir / "train_log.jsonl", staging.path() / "train_log.jsonl", ec);
+  staging.commit();
+  if (!options.keep_checkpoints) fs::remove_all(work_dir, ec);
+
+  std::optional<registry::VersionInfo> registered;
+  if (!options.register_name.empty()) {
+    registry::RegisterRequest extras;
+    if (base.version) extras.parent = registry::parse_ref(base.version->uri(), /*allow_bare=*/false);
+    extras.description = fmt::format("trained from {} on {}", options.model, options.data);
+    registered = registry::register_directory(out, options.register_name, registry_flag, extras, console.threads());
+  }
+
+  nlohmann::json document = {
+      {"out", options.out},
+      {"steps", result.steps},
+      {"total_steps", result.total_steps},
+      {"epochs_completed", result.epochs_completed},
+      {"stopped_early", result.stopped_early},
+      {"resumed_from_step", result.resumed ? nlohmann::json(result.resumed_from_step) : nlohmann::json(nullptr)},
+      {"device", result.device},
+      {"seconds", result.seconds},
+      {"samples_per_second", result.samples_per_second},
+      {"tokens_per_second", result.tokens_per_second},
+      {"final_loss", result.final_loss},
+      {"metric", result.metric},
+      {"best", result.best_value ? nlohmann::json(*result.best_value) : nlohmann::json(nullptr)},
+      {"best_step", result.best_step},
+      {"dev", result.best_metrics},
+      {"registered", registered ? nlohmann::json(registered->uri()) : nlohmann::json(nullptr)},
+  };
+  console.result(document, [&](std::FILE* file) {
+    fmt::print(file, "trained {} steps{} in {:.1f} s on {} ({:.1f} samples/s, {:.0f} tokens/s); final loss {:.4f}\n",
+               result.steps, result.stopped_early ? " (stopped early: no dev improvement)" : "", result.seconds,
+               result.device, result.samples_per_second, result.tokens_per_second, result.final_loss);
+    if (result.best_value) {
+      const auto& dev = result.best_metrics;
+      std::string extra;
+      for (const char* name : {"accuracy", "f1_macro", "mae", "rmse"}) {
+        if (name != result.metric && dev.contains(name) && dev[name].is_number())
+          extra += fmt::format(", {} {:.4f}", name, dev[name].get<double>());
+      }
+      fmt::print(file, "best dev {} {:.4f} at step {}{}\n", result.metric, *result.best_value, result.best_step, extra);
+    } else {
+      fmt::print(file, "no dev split: the model is the one after the last step\n");
+    }
+    fmt::print(file, "wrote {} (training log: {}/train_log.jsonl)\n", options.out, options.out);
+    if (registered) fmt::print(file, "registered {}\n", registered->uri());
+  });
+}
+
+}  // namespace
+
+CommandAction register_train(CLI::App& command, const Console& console) {
+  auto options = std::make_shared<TrainOptions>();
+  auto& config = options->config;
+  command.footer(
+      "\nWhile training, <out>.train/ holds the latest checkpoint (model, optimizer, schedule, RNG and data\n"
+      "position), the best dev model and train_log.jsonl. Ctrl-C or SIGTERM saves a checkpoint and exits 130;\n"
+      "the same command with --resume continues exactly where it stopped (bit-identical on CPU).");
+  const char* io_group = "Model and data";
+  command.add_option("--model", options->model, "Model to start from: a directory (recmodel init, a Hugging Face BERT) or models:/NAME@ALIAS")
+      ->type_name("REF")
+      ->required()
+      ->group(io_group);
+  command.add_option("--data", options->data, "Prepared dataset (recmodel preprocess) with train and dev splits")
+      ->type_name("DIR")
+      ->required()
+      ->group(io_group);
+  command.add_option("--out", options->out, "Directory for the trained model (written when training ends)")
+      ->type_name("DIR")
+      ->required()
+      ->group(io_group);
+  command.add_flag("--force", options->force, "Replace --out, and discard an earlier run's checkpoint")
+      ->group(io_group);
+  command.add_flag("--reset-head", options->reset_head,
+                   "Train a new classification head when the model's labels differ from the dataset's")
+      ->group(io_group);
+
+  const char* opt_group = "Optimization";
+  command.add_option("--epochs", config.epochs, "Passes over the train split")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000).description(""))
+      ->type_name("N")
+      ->group(opt_group);
+  command.add_option("--batch-size", config.batch_size, "Examples per batch")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 20).description(""))
+      ->type_name("N")
+      ->group(opt_group);
+  command.add_option("--lr", config.lr, "Peak learning rate (AdamW)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 10.0).description(""))
+      ->type_name("X")
+      ->group(opt_group);
+  command.add_option("--warmup-ratio", config.warmup_ratio, "Share of the steps with a linear warmup; then linear decay to 0")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0).description(""))
+      ->type_name("X")
+      ->group(opt_group);
+  command.add_option("--weight-decay", config.weight_decay, "Decoupled weight decay (not on biases and LayerNorm)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0).description(""))
+      ->type_name("X")
+      ->group(opt_group);
+  command.add_option("--grad-accum", config.grad_accum, "Batches accumulated per optimizer step")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20).description(""))
+      ->type_name("N")
+      ->group(opt_group);
+  command.add_option("--max-grad-norm", config.max_grad_norm, "Clip the gradient norm to this; 0 = no clipping")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e9).description(""))
+      ->type_name("X")
+      ->group(opt_group);
+  command.add_option("--seed", config.seed, "Seed of data order, dropout and a new head; same seed, same result")
+      ->capture_default_str()
+      ->check(whole_number())
+      ->type_name("N")
+      ->group(opt_group);
+
+  const char* eval_group = "Evaluation and checkpoints";
+  command.add_option("--eval-every", config.eval_every,
+                     "Optimizer steps between dev evaluations; 0 = at the end of each epoch")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40).description(""))
+      ->type_name("N")
+      ->group(eval_group);
+  command.add_option("--metric", config.metric, "Dev metric that picks the best model (default: accuracy, mae for regression)")
+      ->check(one_of(metrics::metric_names()))
+      ->group(eval_group);
+  command.add_option("--patience", config.patience, "Stop after N evaluations without improvement; 0 = never")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 20).description(""))
+      ->type_name("N")
+      ->group(eval_group);
+  command.add_option("--checkpoint-every", config.checkpoint_every,
+                     "Optimizer steps between checkpoints; 0 = at every dev evaluation")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40).description(""))
+      ->type_name("N")
+      ->group(eval_group);
+  command.add_option("--log-every", config.log_every, "Optimizer steps between train_log.jsonl records")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40).description(""))
+      ->type_name("N")
+      ->group(eval_group);
+  command.add_flag("--resume", options->resume, "Continue the interrupted run from <out>.train/checkpoint")
+      ->group(eval_group);
+  command.add_option("--stop-after", config.stop_after,
+                     "Stop after this many optimizer steps with a checkpoint, as if interrupted; 0 = off")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40).description(""))
+      ->type_name("N")
+      ->group(eval_group);
+  command.add_option("--work-dir", options->work_dir, "Where checkpoints live while training (default: <out>.train)")
+      ->type_name("DIR")
+      ->group(eval_group);
+  command.add_flag("--keep-checkpoints", options->keep_checkpoints, "Keep the work directory after success")
+      ->group(eval_group);
+
+  const char* device_group = "Device";
+  command.add_option("--device", config.device, "auto (CUDA when present), cpu, cuda or cuda:N")
+      ->capture_default_str()
+      ->group(device_group);
+  command.add_option("--precision", config.precision, "fp32, or bf16/fp16 autocast on CUDA (fp16 with loss scaling)")
+      ->capture_default_str()
+      ->check(one_of({"fp32", "bf16", "fp16"}))
+      ->group(device_group);
+  command.add_option("--register", options->register_name, "Register the trained model as the next version of NAME in the registry")
+      ->type_name("NAME")
+      ->group(io_group);
+  return [options, &console] { run_train(*options, console); };
+}
+
+}  // namespace recmodel

@@ -1,0 +1,249 @@
+#include "registry/sqlite.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include "common/error.h"
+
+namespace recmodel::registry {
+
+namespace {
+
+// Waits for another connection's lock: short sleeps with jitter, so that many queued writers
+// hand the lock on quickly (SQLite's own handler backs off to 100 ms sleeps), until the
+// timeout. Returns 0 to give up (the statement then fails with SQLITE_BUSY).
+int busy_handler(void* context, int attempt) {
+  auto* state = static_cast<BusyState*>(context);
+  auto now = std::chrono::steady_clock::now();
+  if (attempt == 0) state->since = now;
+  if (now - state->since >= std::chrono::milliseconds(state->timeout_ms)) return 0;
+  thread_local std::minstd_rand random(static_cast<unsigned>(::getpid()) ^
+                                       static_cast<unsigned>(now.time_since_epoch().count()));
+  int ceiling = std::min(200 + attempt * 100, 5000);  // microseconds
+  std::this_thread::sleep_for(std::chrono::microseconds(100 + random() % ceiling));
+  return 1;
+}
+
+std::string seconds_text(int ms) {
+  if (ms % 1000 == 0) return fmt::format("{} s", ms / 1000);
+  return fmt::format("{:.1f} s", ms / 1000.0);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Database
+
+Database::Database(const fs::path& path, OpenMode mode, int busy_timeout_ms)
+    : path_(path), busy_timeout_ms_(busy_timeout_ms), read_only_(mode == OpenMode::read_only) {
+  if (mode == OpenMode::create) {
+    // SQLite would create the file 0644; a registry holds who did what, so 0600. The -wal and
+    // -shm files SQLite makes later copy the database file's permissions.
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      ::close(fd);
+    } else if (errno != EEXIST) {
+      int saved = errno;
+      if (saved == EACCES || saved == EROFS || saved == EPERM)
+        fail<DataError>("{}: cannot create the registry: {} (choose another --registry or fix the permissions of {})",
+                        path.string(), std::strerror(saved), path.parent_path().string());
+      if (saved == ENOENT)
+        fail<NotFoundError>("{}: cannot create the registry: directory {} does not exist (create it, or choose "
+                            "another --registry)",
+                            path.string(), path.parent_path().string());
+      fail<DataError>("{}: cannot create the registry: {}", path.string(), std::strerror(saved));
+    }
+  }
+  int flags = (mode == OpenMode::read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
+  int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string message = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+    sqlite3_close(db_);
+    db_ = nullptr;
+    if ((rc & 0xff) == SQLITE_CANTOPEN)
+      fail<DataError>("{}: cannot open the registry ({}); check that it is a readable file", path.string(), message);
+    fail<DataError>("{}: cannot open the registry ({})", path.string(), message);
+  }
+  sqlite3_extended_result_codes(db_, 1);
+  busy_.timeout_ms = busy_timeout_ms;
+  sqlite3_busy_handler(db_, busy_handler, &busy_);
+}
+
+Database::~Database() {
+  if (db_) sqlite3_close_v2(db_);
+}
+
+void Database::raise(int rc, std::string_view what) const {
+  std::string detail = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+  const std::string file = path_.string();
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      fail<IntegrityError>("{}: the registry stayed locked by another process for more than {} while {}; retry "
+                           "when the other job has finished, or wait longer with --lock-timeout SECONDS",
+                           file, seconds_text(busy_timeout_ms_), what);
+    case SQLITE_READONLY:
+      fail<DataError>("{}: the registry is read-only ({}) while {}; it needs write permission on the file and "
+                      "its directory",
+                      file, detail, what);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      fail<DataError>("{}: not a usable registry ({}) while {}; restore it from a backup or choose another "
+                      "--registry",
+                      file, detail, what);
+    case SQLITE_FULL:
+      fail<DataError>("{}: disk full while {}; nothing was changed, free some space and retry", file, what);
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+      fail<DataError>("{}: cannot access the registry ({}) while {}", file, detail, what);
+    default:
+      throw Error(ExitCode::internal,
+                  fmt::format("{}: SQLite error {} ({}) while {} (please report this)", file, rc, detail, what));
+  }
+}
+
+void Database::exec(std::string_view sql, std::string_view what) {
+  std::string text(sql);
+  char* message = nullptr;
+  int rc = sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &message);
+  sqlite3_free(message);
+  if (rc != SQLITE_OK) raise(rc, what);
+}
+
+int64_t Database::query_int(std::string_view sql) {
+  Statement statement(*this, sql);
+  return statement.step() ? statement.int64(0) : 0;
+}
+
+std::string Database::query_text(std::string_view sql) {
+  Statement statement(*this, sql);
+  return statement.step() ? statement.text(0) : std::string();
+}
+
+int64_t Database::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
+
+int Database::changes() const { return sqlite3_changes(db_); }
+
+// ---------------------------------------------------------------------------------------------
+// Statement
+
+Statement::Statement(Database& db, std::string_view sql) : db_(&db) {
+  int rc = sqlite3_prepare_v2(db.handle(), sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr);
+  if (rc != SQLITE_OK) db.raise(rc, "reading it");
+}
+
+Statement::Statement(Statement&& other) noexcept : db_(other.db_), stmt_(other.stmt_) { other.stmt_ = nullptr; }
+
+Statement::~Statement() {
+  if (stmt_) sqlite3_finalize(stmt_);
+}
+
+Statement& Statement::bind(int index, int64_t value) {
+  sqlite3_bind_int64(stmt_, index, value);
+  return *this;
+}
+
+Statement& Statement::bind(int index, double value) {
+  sqlite3_bind_double(stmt_, index, value);
+  return *this;
+}
+
+Statement& Statement::bind(int index, std::string_view value) {
+  sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+
+Statement& Statement::bind(int index, const std::optional<int64_t>& value) {
+  return value ? bind(index, *value) : bind_null(index);
+}
+
+Statement& Statement::bind(int index, const std::optional<std::string>& value) {
+  return value ? bind(index, std::string_view(*value)) : bind_null(index);
+}
+
+Statement& Statement::bind_null(int index) {
+  sqlite3_bind_null(stmt_, index);
+  return *this;
+}
+
+bool Statement::step() {
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  // The statement's own code is generic after a failed step; the connection has the real one.
+  int code = sqlite3_extended_errcode(db_->handle());
+  db_->raise(code ? code : rc, sqlite3_stmt_readonly(stmt_) ? "reading it" : "updating it");
+}
+
+void Statement::run() {
+  while (step()) {
+  }
+  reset();
+}
+
+void Statement::reset() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+}
+
+int64_t Statement::int64(int column) const { return sqlite3_column_int64(stmt_, column); }
+
+double Statement::real(int column) const { return sqlite3_column_double(stmt_, column); }
+
+std::string Statement::text(int column) const {
+  const unsigned char* value = sqlite3_column_text(stmt_, column);
+  int size = sqlite3_column_bytes(stmt_, column);
+  return value ? std::string(reinterpret_cast<const char*>(value), static_cast<size_t>(size)) : std::string();
+}
+
+bool Statement::is_null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+
+std::optional<int64_t> Statement::optional_int64(int column) const {
+  if (is_null(column)) return std::nullopt;
+  return int64(column);
+}
+
+std::optional<std::string> Statement::optional_text(int column) const {
+  if (is_null(column)) return std::nullopt;
+  return text(column);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transactions
+
+WriteTransaction::WriteTransaction(Database& db) : db_(db) {
+  db_.exec("BEGIN IMMEDIATE");
+  open_ = true;
+}
+
+WriteTransaction::~WriteTransaction() {
+  if (open_) sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+void WriteTransaction::commit() {
+  db_.exec("COMMIT");
+  open_ = false;
+}
+
+ReadTransaction::ReadTransaction(Database& db) : db_(db) {
+  if (sqlite3_get_autocommit(db_.handle())) {
+    db_.exec("BEGIN");
+    began_ = true;
+  }
+}
+
+ReadTransaction::~ReadTransaction() {
+  if (began_) sqlite3_exec(db_.handle(), "COMMIT", nullptr, nullptr, nullptr);
+}
+
+}  // namespace recmodel::registry

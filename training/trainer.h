@@ -1,0 +1,125 @@
+// Fine-tuning a BERT classifier on a prepared dataset: AdamW with decoupled weight decay,
+// linear warmup and decay, clipping, accumulation, periodic dev evaluation with the best model
+// kept, early stopping, and checkpoints that resume bit-identically on CPU.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "data/prepared_dataset.h"
+#include "model/checkpoint.h"
+
+namespace recmodel::training {
+
+namespace fs = std::filesystem;
+
+struct TrainConfig {
+  int epochs = 3;
+  size_t batch_size = 32;
+  double lr = 5e-5;
+  double warmup_ratio = 0.1;
+  double weight_decay = 0.01;
+  int grad_accum = 1;
+  double max_grad_norm = 1.0;       // 0: no clipping
+  int64_t eval_every = 0;           // optimizer steps between dev evaluations; 0: once per epoch
+  int patience = 0;                 // evaluations without improvement before stopping; 0: never stop early
+  std::string metric;               // dev metric that picks the best model; "" = accuracy or mae
+  uint64_t seed = 42;
+  int64_t checkpoint_every = 0;     // optimizer steps between checkpoints; 0: at every evaluation
+  int64_t log_every = 10;           // optimizer steps between train_log.jsonl records
+  int64_t stop_after = 0;           // stop (as if interrupted) after this many optimizer steps; 0: off
+  std::string device = "auto";      // auto, cpu, cuda, cuda:N
+  std::string precision = "fp32";   // fp32, bf16, fp16 (CUDA only)
+};
+
+// Returns the learning-rate factor of optimizer step `step` (0-based) of `total` with `warmup`
+// warmup steps: Hugging Face's get_linear_schedule_with_warmup.
+double linear_schedule(int64_t step, int64_t warmup, int64_t total);
+
+// Returns the metric the trainer selects by when none is given: accuracy, or mae for regression.
+std::string default_metric(data::Task task);
+
+// What happened after one optimizer step, for progress display.
+struct StepReport {
+  int64_t step = 0;
+  int64_t total_steps = 0;
+  double loss = 0;
+  double lr = 0;
+  double samples_per_second = 0;
+};
+
+// Everything the trainer reports back at the end.
+struct TrainResult {
+  int64_t steps = 0;
+  int64_t total_steps = 0;
+  int epochs_completed = 0;
+  bool stopped_early = false;
+  bool resumed = false;
+  int64_t resumed_from_step = 0;
+  double seconds = 0;
+  double samples_per_second = 0;
+  double tokens_per_second = 0;
+  double final_loss = 0;
+  std::string metric;
+  std::optional<double> best_value;
+  int64_t best_step = 0;
+  nlohmann::json best_metrics;  // every dev metric at the best evaluation
+  std::string device;
+};
+
+// Thrown (exit 130) when SIGINT/SIGTERM or --stop-after ended training; a checkpoint was saved.
+struct Interrupted : Error {
+  Interrupted(const std::string& m) : Error(ExitCode::interrupted, m) {}
+};
+
+class Trainer {
+ public:
+  // `work_dir` holds checkpoint/, best/ and train_log.jsonl while training runs.
+  Trainer(TrainConfig config, model::LoadedModel& loaded, const data::PreparedDataset& dataset, fs::path work_dir,
+          std::function<void(const std::string&)> warn);
+
+  // Trains from scratch, or continues from work_dir/checkpoint when `resume` is set. Returns the
+  // model with the best dev weights loaded (the last weights when there is no dev split).
+  TrainResult run(bool resume, const std::function<void(const StepReport&)>& on_step);
+
+  // Returns the dev metrics of the current weights: every metric by name plus "loss".
+  nlohmann::json evaluate_dev();
+
+  // Set from a signal handler: finish the current step, save a checkpoint, stop.
+  static std::atomic<bool>& stop_requested();
+
+ private:
+  struct State;
+  void save_checkpoint(const State& state);
+  void load_checkpoint(State& state);
+  void save_best(const State& state);
+  void load_best();
+  void append_log(const nlohmann::json& record);
+  void truncate_log(int64_t after_step);
+  nlohmann::json fingerprint() const;
+  // Throws UsageError when --metric is not defined for this task (r2 of a classifier, ...).
+  void check_metric_applies() const;
+  // Returns where the last checkpoint is, for error messages.
+  std::string last_good_checkpoint() const;
+
+  TrainConfig config_;
+  model::LoadedModel& loaded_;
+  const data::PreparedDataset& dataset_;
+  fs::path work_dir_;
+  std::function<void(const std::string&)> warn_;
+  data::DatasetSplit train_;
+  std::optional<data::DatasetSplit> dev_;
+  torch::Device device_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+};
+
+}  // namespace recmodel::training
