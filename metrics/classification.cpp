@@ -138,7 +138,8 @@ ClassificationMetrics classification_metrics(const std::vector<int>& truth, cons
         fail<DataError>("classification metrics: probability of class {} for example {} is not a finite number",
                         i % num_classes, i / num_classes);
   }
-  if (options.top_k < 1) fail<UsageError>("top-k must be 1 or more, got {}", options.top_k);
+  if (options.top_k < 0) fail<UsageError>("top-k must be 1 or more (0 = the default), got {}", options.top_k);
+  const int top_k = options.top_k > 0 ? options.top_k : default_top_k(num_classes);
   if (!options.class_values.empty() && options.class_values.size() != static_cast<size_t>(num_classes))
     fail<DataError>("classification metrics: {} class values for {} classes", options.class_values.size(),
                     num_classes);
@@ -218,8 +219,8 @@ ClassificationMetrics classification_metrics(const std::vector<int>& truth, cons
 
   if (!probabilities.empty() && num_classes >= 2) {
     m.has_probabilities = true;
-    m.top_k = options.top_k;
-    m.top_k_accuracy = top_k_accuracy_of(truth, probabilities, num_classes, options.top_k);
+    m.top_k = top_k;
+    m.top_k_accuracy = top_k_accuracy_of(truth, probabilities, num_classes, top_k);
     if (num_classes == 2) {
       std::vector<double> positive_score(n);
       for (size_t i = 0; i < n; ++i) positive_score[i] = probabilities[i * 2 + 1];

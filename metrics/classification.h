@@ -46,8 +46,8 @@ struct Averages {
 };
 
 struct ClassificationOptions {
-  // k of top_k_accuracy.
-  int top_k = 5;
+  // k of top_k_accuracy; 0 = default_top_k(num_classes).
+  int top_k = 0;
   // Classes to score and average over, ascending; empty = the classes present in the truth or
   // the predictions (scikit-learn's labels=None).
   std::vector<int> labels;

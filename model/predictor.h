@@ -1,0 +1,60 @@
+// Batched inference with a loaded model: sequences are grouped by length (longest first) into
+// batches padded to their own longest member, never to max_length, and the results come back
+// in input order. Used by `recmodel predict` and `recmodel evaluate --model`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "model/bert.h"
+#include "tokenizer/bert_tokenizer.h"
+
+namespace recmodel::model {
+
+// Parses --device: auto (the first CUDA device when there is one, else the CPU), cpu, cuda or
+// cuda:N. Throws UsageError naming what is available.
+torch::Device parse_device(const std::string& name);
+
+// One sequence to score: ids and token types of `length` tokens (all attended).
+struct SequenceView {
+  const int32_t* ids = nullptr;
+  const int32_t* type_ids = nullptr;
+  size_t length = 0;
+};
+
+struct PredictorOptions {
+  size_t batch_size = 32;            // sequences per forward pass
+  torch::Device device = torch::kCPU;
+};
+
+class Predictor {
+ public:
+  // Takes the model to `options.device` in eval mode. `pad_id` fills padded positions.
+  Predictor(BertForSequenceClassification model, int64_t pad_id, PredictorOptions options);
+
+  // Returns the logits (sequences.size(), num_labels) as float32 on the CPU, row i for
+  // sequences[i]. Throws DataError for an empty sequence, one longer than the model's
+  // max_position_embeddings, or an id outside the vocabulary.
+  torch::Tensor logits(const std::vector<SequenceView>& sequences);
+  // Returns the logits of tokenizer encodings (see above).
+  torch::Tensor logits(const std::vector<tokenizer::Encoding>& encodings);
+
+  int64_t num_labels() const { return model_->config.num_labels(); }
+  const BertConfig& config() const { return model_->config; }
+  const PredictorOptions& options() const { return options_; }
+  // Returns the real (unpadded) and the computed (padded) token counts so far.
+  uint64_t tokens() const { return tokens_; }
+  uint64_t padded_tokens() const { return padded_tokens_; }
+
+ private:
+  BertForSequenceClassification model_;
+  int64_t pad_id_;
+  PredictorOptions options_;
+  uint64_t tokens_ = 0;
+  uint64_t padded_tokens_ = 0;
+};
+
+}  // namespace recmodel::model
