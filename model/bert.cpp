@@ -3,7 +3,58 @@
 #include <cmath>
 #include <limits>
 
+#include "common/error.h"
+#include "converters/int8.h"
+
 namespace recmodel::model {
+
+// --- int8 inference (recmodel quantize) ---
+namespace {
+
+void refuse_int8_training(const torch::nn::Module& module) {
+  if (module.is_training() && torch::GradMode::is_enabled())
+    fail<DataError>("this is an int8 model (recmodel quantize), which runs inference only; train the fp32 model "
+                    "it was quantized from and quantize again");
+}
+
+}  // namespace
+
+torch::Tensor QuantizableLinearImpl::forward(const torch::Tensor& input) {
+  if (!is_int8()) return torch::nn::LinearImpl::forward(input);
+  refuse_int8_training(*this);
+  return converters::int8_linear(input, weight_int8, weight_scale, bias);
+}
+
+void QuantizableLinearImpl::to_int8(const torch::Tensor& values, const torch::Tensor& scales) {
+  weight_int8 = register_buffer("weight_int8", values.to(torch::kChar).contiguous());
+  weight_scale = register_buffer("weight_scale", scales.to(torch::kFloat).contiguous());
+  parameters_["weight"] = torch::Tensor();  // an undefined parameter is left out of named_parameters()
+  weight = torch::Tensor();
+}
+
+torch::Tensor QuantizableEmbeddingImpl::forward(const torch::Tensor& indices) {
+  if (!is_int8()) return torch::nn::EmbeddingImpl::forward(indices);
+  refuse_int8_training(*this);
+  return converters::int8_embedding(indices, weight_int8, weight_scale);
+}
+
+void QuantizableEmbeddingImpl::to_int8(const torch::Tensor& values, const torch::Tensor& scales) {
+  weight_int8 = register_buffer("weight_int8", values.to(torch::kChar).contiguous());
+  weight_scale = register_buffer("weight_scale", scales.to(torch::kFloat).contiguous());
+  parameters_["weight"] = torch::Tensor();
+  weight = torch::Tensor();
+}
+
+std::vector<std::string> BertForSequenceClassificationImpl::int8_modules() const {
+  std::vector<std::string> names;
+  for (const auto& item : named_modules()) {
+    const auto* linear = dynamic_cast<const QuantizableLinearImpl*>(item.value().get());
+    const auto* embedding = dynamic_cast<const QuantizableEmbeddingImpl*>(item.value().get());
+    if ((linear && linear->is_int8()) || (embedding && embedding->is_int8())) names.push_back(item.key());
+  }
+  return names;
+}
+// --- end int8 ---
 
 namespace {
 
@@ -17,7 +68,7 @@ torch::nn::LayerNorm layer_norm(const BertConfig& config) {
 BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& config) {
   word_embeddings = register_module(
       "word_embeddings",
-      torch::nn::Embedding(torch::nn::EmbeddingOptions(config.vocab_size, config.hidden_size).padding_idx(config.pad_token_id)));
+      QuantizableEmbedding(torch::nn::EmbeddingOptions(config.vocab_size, config.hidden_size).padding_idx(config.pad_token_id)));
   position_embeddings = register_module(
       "position_embeddings", torch::nn::Embedding(config.max_position_embeddings, config.hidden_size));
   token_type_embeddings =
@@ -38,9 +89,9 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& config)
     : heads(config.num_attention_heads),
       head_size(config.hidden_size / config.num_attention_heads),
       dropout_p(config.attention_probs_dropout_prob) {
-  query = register_module("query", torch::nn::Linear(config.hidden_size, config.hidden_size));
-  key = register_module("key", torch::nn::Linear(config.hidden_size, config.hidden_size));
-  value = register_module("value", torch::nn::Linear(config.hidden_size, config.hidden_size));
+  query = register_module("query", QuantizableLinear(config.hidden_size, config.hidden_size));
+  key = register_module("key", QuantizableLinear(config.hidden_size, config.hidden_size));
+  value = register_module("value", QuantizableLinear(config.hidden_size, config.hidden_size));
 }
 
 torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& additive_mask) {
@@ -65,7 +116,7 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden, const 
 }
 
 BertResidualOutputImpl::BertResidualOutputImpl(int64_t in, int64_t out, const BertConfig& config) {
-  dense = register_module("dense", torch::nn::Linear(in, out));
+  dense = register_module("dense", QuantizableLinear(in, out));
   LayerNorm = register_module("LayerNorm", layer_norm(config));
   dropout = register_module("dropout", torch::nn::Dropout(config.hidden_dropout_prob));
 }
@@ -84,7 +135,7 @@ torch::Tensor BertAttentionImpl::forward(const torch::Tensor& hidden, const torc
 }
 
 BertIntermediateImpl::BertIntermediateImpl(const BertConfig& config) {
-  dense = register_module("dense", torch::nn::Linear(config.hidden_size, config.intermediate_size));
+  dense = register_module("dense", QuantizableLinear(config.hidden_size, config.intermediate_size));
 }
 
 torch::Tensor BertIntermediateImpl::forward(const torch::Tensor& hidden) {
@@ -113,7 +164,7 @@ torch::Tensor BertEncoderImpl::forward(torch::Tensor hidden, const torch::Tensor
 }
 
 BertPoolerImpl::BertPoolerImpl(const BertConfig& config) {
-  dense = register_module("dense", torch::nn::Linear(config.hidden_size, config.hidden_size));
+  dense = register_module("dense", QuantizableLinear(config.hidden_size, config.hidden_size));
 }
 
 torch::Tensor BertPoolerImpl::forward(const torch::Tensor& hidden) {

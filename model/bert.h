@@ -8,11 +8,40 @@
 
 namespace recmodel::model {
 
+// --- int8 inference (recmodel quantize; the arithmetic is in converters/int8.h) ---
+// A Linear that runs in fp32 or, after to_int8(), with int8 weights and activations quantized
+// per call (ONNX DynamicQuantizeLinear + MatMulInteger numerics). In int8 the fp32 `weight` is
+// gone: its state is the buffers weight_int8 (out, in) and weight_scale (out) or (1).
+struct QuantizableLinearImpl : torch::nn::LinearImpl {
+  QuantizableLinearImpl(int64_t in, int64_t out) : torch::nn::LinearImpl(in, out) {}
+  torch::Tensor forward(const torch::Tensor& input);
+  // Replaces the fp32 weight with int8 `values` and float `scales` (shapes checked by the caller).
+  void to_int8(const torch::Tensor& values, const torch::Tensor& scales);
+  bool is_int8() const { return weight_int8.defined(); }
+
+  torch::Tensor weight_int8, weight_scale;
+};
+TORCH_MODULE(QuantizableLinear);
+
+// An Embedding that looks up fp32 rows or, after to_int8(), int8 rows with one scale per row.
+struct QuantizableEmbeddingImpl : torch::nn::EmbeddingImpl {
+  using torch::nn::EmbeddingImpl::EmbeddingImpl;
+  torch::Tensor forward(const torch::Tensor& indices);
+  // Replaces the fp32 table with int8 `values` (rows, dim) and per-row float `scales` (rows).
+  void to_int8(const torch::Tensor& values, const torch::Tensor& scales);
+  bool is_int8() const { return weight_int8.defined(); }
+
+  torch::Tensor weight_int8, weight_scale;
+};
+TORCH_MODULE(QuantizableEmbedding);
+// --- end int8 ---
+
 struct BertEmbeddingsImpl : torch::nn::Module {
   explicit BertEmbeddingsImpl(const BertConfig& config);
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids);
 
-  torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
+  QuantizableEmbedding word_embeddings{nullptr};
+  torch::nn::Embedding position_embeddings{nullptr}, token_type_embeddings{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
   torch::nn::Dropout dropout{nullptr};
 };
@@ -25,7 +54,7 @@ struct BertSelfAttentionImpl : torch::nn::Module {
 
   int64_t heads, head_size;
   double dropout_p;
-  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
+  QuantizableLinear query{nullptr}, key{nullptr}, value{nullptr};
 };
 TORCH_MODULE(BertSelfAttention);
 
@@ -34,7 +63,7 @@ struct BertResidualOutputImpl : torch::nn::Module {
   BertResidualOutputImpl(int64_t in, int64_t out, const BertConfig& config);
   torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& residual);
 
-  torch::nn::Linear dense{nullptr};
+  QuantizableLinear dense{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
   torch::nn::Dropout dropout{nullptr};
 };
@@ -53,7 +82,7 @@ struct BertIntermediateImpl : torch::nn::Module {
   explicit BertIntermediateImpl(const BertConfig& config);
   torch::Tensor forward(const torch::Tensor& hidden);
 
-  torch::nn::Linear dense{nullptr};
+  QuantizableLinear dense{nullptr};
 };
 TORCH_MODULE(BertIntermediate);
 
@@ -79,7 +108,7 @@ struct BertPoolerImpl : torch::nn::Module {
   explicit BertPoolerImpl(const BertConfig& config);
   torch::Tensor forward(const torch::Tensor& hidden);
 
-  torch::nn::Linear dense{nullptr};
+  QuantizableLinear dense{nullptr};
 };
 TORCH_MODULE(BertPooler);
 
@@ -107,6 +136,8 @@ struct BertForSequenceClassificationImpl : torch::nn::Module {
   void initialize_weights();
   // Initializes only the classification head (a checkpoint without one).
   void initialize_head();
+  // Returns the names of the modules that run in int8 (recmodel quantize); empty for fp32.
+  std::vector<std::string> int8_modules() const;
 
   BertConfig config;
   BertModel bert{nullptr};

@@ -44,11 +44,13 @@ if ! command -v npm >/dev/null; then
   exit 1
 fi
 
-# Test peers from npm (transformers.js for tokenizer parity). onnxruntime-node
-# would otherwise try to download CUDA files at install time and fail offline.
+# Test peers from npm (transformers.js for tokenizer parity and the ONNX checks, onnxruntime-node
+# for the ONNX checks and benchmarks). The linux-x64 CPU build of onnxruntime-node ships inside
+# the npm package; ONNXRUNTIME_NODE_INSTALL=skip stops its install script from fetching the CUDA
+# provider, which would fail offline.
 export ONNXRUNTIME_NODE_INSTALL=skip
 peers="$here/tests/peers"
-if [[ ! -d "$peers/node_modules/@huggingface/transformers" ]]; then
+if [[ ! -d "$peers/node_modules/@huggingface/transformers" || ! -d "$peers/node_modules/onnxruntime-node" ]]; then
   echo "install-deps: installing npm test peers in tests/peers" >&2
   (cd "$peers" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
 fi
