@@ -1,0 +1,140 @@
+#include "commands/ls.h"
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "commands/push.h"
+#include "common/error.h"
+#include "storage/manifest.h"
+#include "storage/remote_ref.h"
+
+namespace recmodel {
+
+namespace {
+
+nlohmann::json version_json(const storage::Manifest& manifest) {
+  return {{"name", manifest.name},         {"version", manifest.version},   {"files", manifest.files.size()},
+          {"bytes", manifest.total_size()}, {"classification", manifest.classification},
+          {"created", manifest.created}};
+}
+
+// Orders versions by name, then numerically when both are numbers, else as text.
+bool version_less(const storage::Manifest& a, const storage::Manifest& b) {
+  if (a.name != b.name) return a.name < b.name;
+  auto numeric = [](const std::string& v) { return !v.empty() && v.size() < 19 && std::all_of(v.begin(), v.end(), ::isdigit); };
+  if (numeric(a.version) && numeric(b.version)) return std::stoull(a.version) < std::stoull(b.version);
+  return a.version < b.version;
+}
+
+}  // namespace
+
+void run_ls(const LsOptions& options, const Console& console) {
+  std::string config;
+  auto remotes = configured_remotes(options.config, &config);
+  storage::RemoteSpec remote = storage::find_remote(remotes, options.remote, config);
+  TransferFlags flags;
+  auto store = storage::open_store(remote, store_options(flags, console));
+
+  std::string name, version;
+  if (!options.what.empty()) {
+    size_t slash = options.what.find('/');
+    name = options.what.substr(0, slash);
+    storage::validate_key_part(name, "model name");
+    if (slash != std::string::npos) {
+      version = options.what.substr(slash + 1);
+      storage::validate_key_part(version, "version");
+    }
+  }
+
+  if (!version.empty()) {
+    std::string key = storage::manifest_key(name, version);
+    if (!store->size_of(key))
+      fail<NotFoundError>("{}/{} is not on remote '{}'; 'recmodel ls {} {}' lists its versions", name, version,
+                          remote.name, remote.name, name);
+    storage::Manifest manifest = storage::parse_manifest(store->read(key), store->describe(key));
+    nlohmann::json files = nlohmann::json::array();
+    for (const auto& file : manifest.files)
+      files.push_back({{"path", file.path}, {"size", file.size}, {"sha256", file.sha256}});
+    nlohmann::json document = version_json(manifest);
+    document["remote"] = remote.name;
+    document["files"] = files;
+    document["file_count"] = manifest.files.size();
+    console.result(document, [&](std::FILE* out) {
+      fmt::print(out, "{}/{} on {} ({}): {} files, {}{}\n", name, version, remote.name, remote.url,
+                 manifest.files.size(), storage::human_bytes(manifest.total_size()),
+                 manifest.classification.empty() ? "" : ", " + manifest.classification);
+      for (const auto& file : manifest.files)
+        fmt::print(out, "{:>10}  {}  {}\n", storage::human_bytes(file.size), file.sha256.substr(0, 12), file.path);
+    });
+    return;
+  }
+
+  std::string prefix = name.empty() ? "models/" : "models/" + name + "/";
+  std::vector<std::string> keys;
+  for (const auto& entry : store->list(prefix)) {
+    const std::string& key = entry.key;
+    if (key.size() > 5 && key.compare(key.size() - 5, 5, ".json") == 0 &&
+        std::count(key.begin(), key.end(), '/') == 2)
+      keys.push_back(key);
+  }
+  // Manifests are small: read them in parallel.
+  std::vector<storage::Manifest> manifests(keys.size());
+  std::atomic<size_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  std::vector<std::thread> pool;
+  for (int w = 0; w < std::min<int>(options.jobs, static_cast<int>(keys.size())); ++w)
+    pool.emplace_back([&] {
+      for (size_t i; (i = next++) < keys.size();) {
+        try {
+          manifests[i] = storage::parse_manifest(store->read(keys[i]), store->describe(keys[i]));
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(error_mutex);
+          if (!error) error = std::current_exception();
+        }
+      }
+    });
+  for (auto& thread : pool) thread.join();
+  if (error) std::rethrow_exception(error);
+  std::sort(manifests.begin(), manifests.end(), version_less);
+  if (!name.empty() && manifests.empty())
+    fail<NotFoundError>("no versions of '{}' on remote '{}'; 'recmodel ls {}' lists every model there", name,
+                        remote.name, remote.name);
+
+  nlohmann::json versions = nlohmann::json::array();
+  for (const auto& manifest : manifests) versions.push_back(version_json(manifest));
+  nlohmann::json document = {{"remote", remote.name}, {"url", remote.url}, {"versions", versions}};
+  console.result(document, [&](std::FILE* out) {
+    if (manifests.empty()) {
+      fmt::print(out, "no model versions on {} ({})\n", remote.name, remote.url);
+      return;
+    }
+    size_t width = 12;
+    for (const auto& manifest : manifests) width = std::max(width, manifest.name.size() + manifest.version.size() + 1);
+    fmt::print(out, "{:<{}}  {:>5}  {:>10}  {:<14}  {}\n", "VERSION", width, "FILES", "SIZE", "CLASSIFICATION",
+               "CREATED");
+    for (const auto& manifest : manifests)
+      fmt::print(out, "{:<{}}  {:>5}  {:>10}  {:<14}  {}\n", manifest.name + "/" + manifest.version, width,
+                 manifest.files.size(), storage::human_bytes(manifest.total_size()),
+                 manifest.classification.empty() ? "-" : manifest.classification, manifest.created);
+  });
+}
+
+CommandAction register_ls(CLI::App& command, const Console& console) {
+  auto options = std::make_shared<LsOptions>();
+  command.add_option("REMOTE", options->remote, "Remote to list (see 'recmodel remote list')")->required();
+  command.add_option("WHAT", options->what, "NAME: its versions; NAME/VERSION: its files (default: every version)");
+  command.add_option("--jobs", options->jobs, "Manifests read at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256))
+      ->type_name("N");
+  add_config_option(command, options->config);
+  return [options, &console] { run_ls(*options, console); };
+}
+
+}  // namespace recmodel

@@ -1,0 +1,72 @@
+// The interface transfers see: a flat key space of immutable objects under a remote's root,
+// implemented by S3 (S3Client) and by directories (file:// remotes on a NAS or local disk).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/remote_config.h"
+#include "storage/s3_client.h"
+
+namespace recmodel::storage {
+
+struct StoreEntry {
+  std::string key;       // relative to the remote's root
+  uint64_t size = 0;
+  std::string modified;  // as the store reports it
+};
+
+// A large object written part by part, in parallel; parts left by an interrupted run can be
+// reused. Exactly one of commit(), abort() or keep() ends it.
+class PartWriter {
+ public:
+  virtual ~PartWriter() = default;
+  // Returns whether part `index` holding `data` is already stored (from an interrupted run).
+  virtual bool reusable(size_t index, std::string_view data) = 0;
+  virtual void write(size_t index, uint64_t offset, std::string_view data) = 0;
+  // Makes the object visible under its key.
+  virtual void commit() = 0;
+  // Discards what was written (a failed multipart upload is aborted, not left billing).
+  virtual void abort() = 0;
+  // Leaves what was written for a later run to resume (after a lost connection).
+  virtual void keep() = 0;
+  // Returns the parts found from an interrupted run.
+  virtual size_t resumable_parts() const { return 0; }
+};
+
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+  // Returns "s3://bucket/prefix/KEY" or "/path/KEY" for messages.
+  virtual std::string describe(const std::string& key) const = 0;
+  virtual std::optional<uint64_t> size_of(const std::string& key) = 0;
+  // Returns a whole small object (a manifest); NotFoundError when missing.
+  virtual std::string read(const std::string& key) = 0;
+  // Fills `out` with bytes [offset, offset + length) of `key`.
+  virtual void read_range(const std::string& key, uint64_t offset, uint64_t length, char* out) = 0;
+  // Stores a whole object atomically; `sha256` is its hex digest (checked by S3 servers).
+  virtual void write(const std::string& key, std::string_view data, const std::string& sha256) = 0;
+  virtual std::unique_ptr<PartWriter> write_parts(const std::string& key, uint64_t size, uint64_t part_size) = 0;
+  // Returns every object whose key starts with `prefix`.
+  virtual std::vector<StoreEntry> list(const std::string& prefix) = 0;
+  virtual void remove(const std::string& key) = 0;
+};
+
+struct StoreOptions {
+  RetryPolicy retry;
+  long stall_timeout_s = 30;
+  std::function<void(const std::string&)> log;
+};
+
+// Opens the store of remote `spec`: credentials, region and endpoint are resolved here.
+std::unique_ptr<ObjectStore> open_store(const RemoteSpec& spec, const StoreOptions& options);
+
+// Returns the S3 settings and credentials remote `spec` resolves to (for tests and `remote add`).
+std::unique_ptr<S3Client> make_s3_client(const RemoteSpec& spec, const StoreOptions& options);
+
+}  // namespace recmodel::storage
