@@ -9,9 +9,18 @@
 
 #include "cli/suggest.h"
 #include "cli/system_info.h"
+#include "commands/evaluate.h"
+#include "commands/export.h"
 #include "commands/init.h"
+#include "commands/ls.h"
+#include "commands/predict.h"
 #include "commands/preprocess.h"
+#include "commands/pull.h"
+#include "commands/push.h"
+#include "commands/quantize.h"
 #include "commands/registry.h"
+#include "commands/remote.h"
+#include "commands/sync.h"
 #include "commands/tokenize.h"
 #include "commands/train.h"
 #include "commands/vocab.h"
@@ -24,7 +33,16 @@ const std::vector<CommandEntry>& command_table() {
       {"preprocess", "Clean, label, split and tokenize CSV/TSV/JSONL data into a prepared dataset", register_preprocess},
       {"init", "Create a randomly initialised BERT classifier from a preset (tiny, mini, small, base)", register_init},
       {"train", "Fine-tune a BERT classifier on a prepared dataset (CPU or CUDA), resumable", register_train},
+      {"evaluate", "Metrics of a model on a split, or of a predictions file (scikit-learn's values); CI quality gates", register_evaluate},
+      {"predict", "Labels and probabilities for texts from a file or stdin, streamed as JSONL in input order", register_predict},
+      {"quantize", "Quantize a model to int8 and report the size and accuracy change (quality gate)", register_quantize},
+      {"export", "Export a model to ONNX (fp32 and int8) for ONNX Runtime, transformers.js and Optimum", register_export},
       {"registry", "Version models: register, list, promote aliases, compare, lineage, history, verify", register_registry},
+      {"remote", "Manage named storage remotes: add, list, remove (S3 and file://)", register_remote},
+      {"push", "Upload a model version to a remote, content-addressed and verified", register_push},
+      {"pull", "Download a model version from a remote, SHA-256 verified, resumable", register_pull},
+      {"sync", "Copy a model version between two remotes, streaming", register_sync},
+      {"ls", "List the model versions on a remote, or the files of one", register_ls},
       {"tokenize", "Show the WordPiece ids and tokens the model sees for each input line", register_tokenize},
       {"vocab", "Learn a WordPiece vocabulary from a text corpus", register_vocab},
   };
