@@ -125,6 +125,10 @@ void run_train(TrainOptions options, const Console& console) {
   model::LoadedModel loaded = head_matches
                                   ? model::load_model(model_dir, warn)
                                   : model::load_model(model_dir, warn, &wanted.labels, wanted.problem_type);
+  if (!loaded.model->int8_modules().empty())
+    fail<DataError>("{}: is an int8 model (recmodel quantize), which cannot be trained; train its fp32 source and "
+                    "quantize again",
+                    options.model);
   if (static_cast<int64_t>(dataset.max_length) > loaded.config.max_position_embeddings)
     fail<DataError>("{}: examples of up to {} tokens, but the model {} has {} positions; preprocess with "
                     "--max-length {}",

@@ -727,7 +727,7 @@ PreprocessResult Pipeline::run() {
   if (rate > kTruncationWarning)
     w.push_back(fmt::format("{:.1f}% of the examples were cut to --max-length {}; the 95th percentile length is {}",
                             rate * 100, config_.max_length, result.manifest["token_lengths"]["p95"].get<uint32_t>()));
-  if (config_.max_length > tokenizer_.config().model_max_length)
+  if (tokenizer_.config().model_max_length > 0 && config_.max_length > tokenizer_.config().model_max_length)
     w.push_back(fmt::format("--max-length {} exceeds the tokenizer's model_max_length {}", config_.max_length,
                             tokenizer_.config().model_max_length));
   return result;

@@ -1,42 +1,22 @@
 #include "model/checkpoint.h"
 
-#include <torch/serialize.h>
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
+#include <functional>
 #include <set>
+
+#include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "common/files.h"
 #include "model/safetensors.h"
+#include "model/torch_checkpoint.h"
 
 namespace recmodel::model {
 
 namespace {
-
-NamedTensors read_torch_pickle(const fs::path& path) {
-  std::string bytes = read_file(path);
-  if (bytes.size() < 4 || bytes.compare(0, 2, "PK") != 0)
-    fail<DataError>("{}: not a torch.save zip archive (legacy or corrupt); re-save it with a recent PyTorch or "
-                    "convert it to model.safetensors",
-                    path.string());
-  torch::IValue value;
-  try {
-    value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
-  } catch (const c10::Error& e) {
-    std::string what = e.what_without_backtrace();
-    fail<DataError>("{}: cannot read the checkpoint (truncated or corrupt): {}", path.string(),
-                    what.substr(0, what.find('\n')));
-  }
-  if (!value.isGenericDict()) fail<DataError>("{}: expected a state dict (name → tensor)", path.string());
-  NamedTensors tensors;
-  for (const auto& entry : value.toGenericDict()) {
-    if (!entry.key().isString() || !entry.value().isTensor()) continue;
-    tensors.emplace_back(entry.key().toStringRef(), entry.value().toTensor());
-  }
-  return tensors;
-}
 
 // Maps a checkpoint name to recmodel's: adds the "bert." prefix of a bare encoder and
 // renames TF-era LayerNorm gamma/beta.
@@ -53,18 +33,135 @@ std::string canonical_name(std::string name) {
   return name;
 }
 
+// --- int8 models (recmodel quantize) ---
+// config.json's "recmodel_quantization" section lists the modules stored as int8: each has
+// "<module>.weight_int8" (I8) and "<module>.weight_scale" (F32) in model.safetensors instead of
+// "<module>.weight". Hugging Face loaders ignore the section; they cannot run such a directory
+// (use its ONNX export, onnx/model_quantized.onnx, or the fp32 model it came from).
+constexpr const char* kInt8Section = "recmodel_quantization";
+constexpr int kInt8FormatVersion = 1;
+
+nlohmann::json int8_section(const BertForSequenceClassificationImpl& model, const std::vector<std::string>& modules) {
+  bool per_channel = true;
+  for (const auto& item : model.named_modules()) {
+    if (const auto* linear = dynamic_cast<const QuantizableLinearImpl*>(item.value().get()))
+      if (linear->is_int8() && linear->weight_scale.numel() == 1 && linear->weight_int8.size(0) > 1) per_channel = false;
+  }
+  return {{"format_version", kInt8FormatVersion},
+          {"method", "dynamic-int8"},
+          {"weights", per_channel ? "int8 symmetric, per output channel" : "int8 symmetric, per tensor"},
+          {"embeddings", "int8 symmetric, per row"},
+          {"activations", "uint8 asymmetric, per tensor, computed per call (ONNX DynamicQuantizeLinear)"},
+          {"modules", modules}};
+}
+
+// Switches the modules config.json lists to int8 and takes their tensors out of `tensors`.
+void load_int8_modules(const fs::path& config_path, const fs::path& weights_file, NamedTensors& tensors,
+                       BertForSequenceClassificationImpl& model) {
+  nlohmann::json doc = nlohmann::json::parse(read_file(config_path), nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object() || !doc.contains(kInt8Section)) return;
+  const nlohmann::json& section = doc[kInt8Section];
+  const std::string origin = config_path.string();
+  if (!section.is_object() || !section.value("format_version", nlohmann::json()).is_number_integer())
+    fail<DataError>("{}: \"{}\" must be an object with an integer format_version", origin, kInt8Section);
+  int version = section["format_version"].get<int>();
+  if (version > kInt8FormatVersion)
+    fail<DataError>("{}: int8 format version {} was written by a newer recmodel (this one reads up to {}); "
+                    "upgrade recmodel",
+                    origin, version, kInt8FormatVersion);
+  if (version < 1 || section.value("method", std::string()) != "dynamic-int8" || !section["modules"].is_array())
+    fail<DataError>("{}: \"{}\" is not a recmodel int8 section (format_version 1, method \"dynamic-int8\", "
+                    "modules [...])",
+                    origin, kInt8Section);
+  std::map<std::string, torch::Tensor> by_name;
+  for (auto& [name, tensor] : tensors) by_name[name] = tensor;
+  std::map<std::string, std::shared_ptr<torch::nn::Module>> modules;
+  for (const auto& item : model.named_modules()) modules[item.key()] = item.value();
+  std::set<std::string> used;
+  for (const auto& entry : section["modules"]) {
+    const std::string name = entry.is_string() ? entry.get<std::string>() : entry.dump();
+    auto module = modules.find(name);
+    auto* linear = module == modules.end() ? nullptr : dynamic_cast<QuantizableLinearImpl*>(module->second.get());
+    auto* embedding =
+        module == modules.end() ? nullptr : dynamic_cast<QuantizableEmbeddingImpl*>(module->second.get());
+    if (!linear && !embedding)
+      fail<DataError>("{}: \"{}\" lists {}, which is not a Linear or word-embedding module of this BERT", origin,
+                      kInt8Section, name);
+    const std::vector<int64_t> shape = (linear ? linear->weight : embedding->weight).sizes().vec();
+    auto tensor = [&](const std::string& suffix, torch::ScalarType dtype) {
+      auto it = by_name.find(name + suffix);
+      if (it == by_name.end())
+        fail<DataError>("{}: int8 module {} has no tensor {}{}", weights_file.string(), name, name, suffix);
+      if (it->second.scalar_type() != dtype)
+        fail<DataError>("{}: tensor {}{} has type {}, expected {}", weights_file.string(), name, suffix,
+                        std::string(c10::toString(it->second.scalar_type())), std::string(c10::toString(dtype)));
+      used.insert(name + suffix);
+      return it->second;
+    };
+    torch::Tensor values = tensor(".weight_int8", torch::kChar);
+    torch::Tensor scales = tensor(".weight_scale", torch::kFloat);
+    const bool scales_fit = scales.dim() == 1 && (scales.size(0) == shape[0] || (linear && scales.size(0) == 1));
+    if (values.sizes().vec() != shape || !scales_fit)
+      fail<DataError>("{}: int8 tensors of {} have shapes [{}] and [{}]; config.json implies [{}] and [{}]{}",
+                      weights_file.string(), name, fmt::join(values.sizes().vec(), ", "),
+                      fmt::join(scales.sizes().vec(), ", "), fmt::join(shape, ", "), shape[0],
+                      linear ? " or [1]" : "");
+    if (!torch::isfinite(scales).all().item<bool>() || !(scales > 0).all().item<bool>())
+      fail<DataError>("{}: tensor {}.weight_scale holds zero, negative or non-finite scales", weights_file.string(),
+                      name);
+    if (linear) linear->to_int8(values, scales);
+    else embedding->to_int8(values, scales);
+  }
+  NamedTensors rest;
+  for (auto& item : tensors)
+    if (!used.count(item.first)) rest.push_back(std::move(item));
+  tensors = std::move(rest);
+}
+// --- end int8 ---
+
 }  // namespace
 
-NamedTensors read_checkpoint_tensors(const fs::path& dir, fs::path* used_file) {
-  fs::path safetensors = dir / "model.safetensors";
-  fs::path pickle = dir / "pytorch_model.bin";
-  if (fs::exists(safetensors)) {
-    if (used_file) *used_file = safetensors;
-    return read_safetensors(safetensors);
+// Reads a sharded checkpoint: `index` maps each tensor name to its shard file (weight_map).
+static NamedTensors read_sharded(const fs::path& index, const std::function<NamedTensors(const fs::path&)>& read_shard) {
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(read_file(index));
+  } catch (const nlohmann::json::exception& e) {
+    fail<DataError>("{}: not valid JSON: {}", index.string(), e.what());
   }
-  if (fs::exists(pickle)) {
-    if (used_file) *used_file = pickle;
-    return read_torch_pickle(pickle);
+  if (!doc.contains("weight_map") || !doc["weight_map"].is_object())
+    fail<DataError>("{}: has no weight_map object", index.string());
+  std::vector<std::string> shards;  // in first-use order, each once
+  for (const auto& [name, shard] : doc["weight_map"].items()) {
+    if (!shard.is_string()) fail<DataError>("{}: weight_map[\"{}\"] is not a file name", index.string(), name);
+    const std::string file = shard.get<std::string>();
+    if (file.find('/') != std::string::npos || file == "..")
+      fail<DataError>("{}: shard {} is not a file beside the index", index.string(), file);
+    if (std::find(shards.begin(), shards.end(), file) == shards.end()) shards.push_back(file);
+  }
+  NamedTensors tensors;
+  for (const auto& file : shards) {
+    const fs::path shard = index.parent_path() / file;
+    if (!fs::exists(shard)) fail<DataError>("{}: names shard {}, which is missing", index.string(), file);
+    for (auto& entry : read_shard(shard)) tensors.push_back(std::move(entry));
+  }
+  return tensors;
+}
+
+NamedTensors read_checkpoint_tensors(const fs::path& dir, fs::path* used_file) {
+  // Hugging Face's order of preference: safetensors first, then pickles; whole files, then shards.
+  const std::pair<std::string, std::function<NamedTensors(const fs::path&)>> formats[] = {
+      {"model.safetensors", read_safetensors}, {"pytorch_model.bin", read_torch_checkpoint}};
+  for (const auto& [file, read] : formats) {
+    if (fs::exists(dir / file)) {
+      if (used_file) *used_file = dir / file;
+      return read(dir / file);
+    }
+    const fs::path index = dir / (file + ".index.json");
+    if (fs::exists(index)) {
+      if (used_file) *used_file = index;
+      return read_sharded(index, read);
+    }
   }
   fail<NotFoundError>("{}: no model.safetensors or pytorch_model.bin in the model directory", dir.string());
 }
@@ -90,6 +187,7 @@ LoadedModel load_model(const fs::path& dir, const std::function<void(const std::
 
   NamedTensors tensors = read_checkpoint_tensors(dir, &loaded.weights_file);
   loaded.model = BertForSequenceClassification(loaded.config);
+  load_int8_modules(dir / "config.json", loaded.weights_file, tensors, *loaded.model);
   // Other labels, even as many, mean another head: the old rows would answer for other classes.
   const bool head_changed = labels && (checkpoint_labels != *labels || checkpoint_problem != problem);
 
@@ -137,8 +235,12 @@ void save_model(const fs::path& dir, BertForSequenceClassification& model, const
                 const nlohmann::json& lineage) {
   NamedTensors tensors;
   for (const auto& item : model->named_parameters()) tensors.emplace_back(item.key(), item.value());
+  for (const auto& item : model->named_buffers()) tensors.emplace_back(item.key(), item.value());  // int8 weights
   write_safetensors(dir / "model.safetensors", tensors, {{"format", "pt"}});
-  write_file_atomic(dir / "config.json", model->config.to_json().dump(2) + "\n");
+  nlohmann::json config = model->config.to_json();
+  std::vector<std::string> int8 = model->int8_modules();
+  if (!int8.empty()) config[kInt8Section] = int8_section(*model, int8);
+  write_file_atomic(dir / "config.json", config.dump(2) + "\n");
   tokenizer.save(dir);
   write_file_atomic(dir / "recmodel.json", lineage.dump(2) + "\n");
 }

@@ -58,9 +58,12 @@ struct Fixture {
 };
 
 std::vector<std::string> train_args(const Fixture& f, const std::string& out, std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {"train", "--model", f.model, "--data", f.data, "--out", out,
-                                   "--batch-size", "16", "--lr", "2e-3", "--seed", "5", "--threads", "1"};
-  if (std::find(extra.begin(), extra.end(), "--epochs") == extra.end()) extra.insert(extra.end(), {"--epochs", "2"});
+  std::vector<std::string> args = {"train", "--model", f.model, "--data", f.data, "--out", out};
+  // Defaults the test does not set itself (options may be given once).
+  const std::pair<const char*, const char*> defaults[] = {
+      {"--batch-size", "16"}, {"--lr", "2e-3"}, {"--seed", "5"}, {"--threads", "1"}, {"--epochs", "2"}};
+  for (const auto& [option, value] : defaults)
+    if (std::find(extra.begin(), extra.end(), option) == extra.end()) args.insert(args.end(), {option, value});
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
 }
@@ -183,7 +186,7 @@ TEST_CASE("same seed and data give the same weights, and --stop-after then --res
   for (const auto& record : read_jsonl(f.dir / "resumed" / "train_log.jsonl"))
     if (record.contains("loss")) logged.push_back(record["step"].get<int64_t>());
   std::vector<int64_t> expected_steps;
-  for (int64_t step = 10; step < total; step += 10) expected_steps.push_back(step);
+  for (int64_t step = 10; step <= total; step += 10) expected_steps.push_back(step);
   if (total % 10) expected_steps.push_back(total);
   CHECK(logged == expected_steps);
 
@@ -242,6 +245,14 @@ TEST_CASE("train refuses a dataset of another vocabulary, other labels, and a mi
                          "classifier.weight") != std::string::npos);
     auto config = nlohmann::json::parse(t::read_text(f.dir / "out" / "config.json"));
     CHECK(config["num_labels"] == 3);
+  }
+  SUBCASE("an int8 model") {
+    auto quantized = t::run_recmodel({"quantize", "--model", f.model, "--out", f.path("int8")});
+    REQUIRE_MESSAGE(quantized.exit_code == 0, quantized.err);
+    auto run = t::run_recmodel({"train", "--model", f.path("int8"), "--data", f.data, "--out", f.path("out")});
+    CHECK(run.exit_code == 3);
+    CHECK(run.err == "recmodel: error: " + f.path("int8") + ": is an int8 model (recmodel quantize), which cannot be "
+                         "trained; train its fp32 source and quantize again\n");
   }
   SUBCASE("--resume without a checkpoint") {
     auto run = t::run_recmodel({"train", "--model", f.model, "--data", f.data, "--out", f.path("out"), "--resume"});

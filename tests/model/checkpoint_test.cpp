@@ -121,6 +121,34 @@ TEST_CASE("a bare encoder loads with a new head and a warning naming it") {
                      full.model->bert->embeddings->word_embeddings->weight));
 }
 
+TEST_CASE("a sharded checkpoint (model.safetensors.index.json) loads like the whole file") {
+  t::TempDir tmp;
+  auto dir = scratch_copy(tmp, "safetensors_f32");
+  auto tensors = model::read_safetensors(dir / "model.safetensors");
+  t::fs::remove(dir / "model.safetensors");
+  const size_t half = tensors.size() / 2;
+  model::NamedTensors first(tensors.begin(), tensors.begin() + static_cast<std::ptrdiff_t>(half));
+  model::NamedTensors second(tensors.begin() + static_cast<std::ptrdiff_t>(half), tensors.end());
+  model::write_safetensors(dir / "model-00001-of-00002.safetensors", first);
+  model::write_safetensors(dir / "model-00002-of-00002.safetensors", second);
+  nlohmann::json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", nlohmann::json::object()}};
+  for (const auto& [name, tensor] : first) index["weight_map"][name] = "model-00001-of-00002.safetensors";
+  for (const auto& [name, tensor] : second) index["weight_map"][name] = "model-00002-of-00002.safetensors";
+  t::write_text(dir / "model.safetensors.index.json", index.dump());
+
+  auto sharded = model::load_model(dir, [](const std::string&) {});
+  auto whole = model::load_model(reference_dir() / "safetensors_f32", [](const std::string&) {});
+  CHECK(sharded.initialized.empty());
+  CHECK(sharded.weights_file == dir / "model.safetensors.index.json");
+  CHECK(torch::equal(sharded.model->classifier->weight, whole.model->classifier->weight));
+  CHECK(torch::equal(sharded.model->bert->embeddings->word_embeddings->weight,
+                     whole.model->bert->embeddings->word_embeddings->weight));
+
+  t::fs::remove(dir / "model-00002-of-00002.safetensors");
+  auto message = load_error(dir);
+  CHECK(message.find("names shard model-00002-of-00002.safetensors, which is missing") != std::string::npos);
+}
+
 TEST_CASE("damaged checkpoints are refused naming the file and tensor") {
   t::TempDir tmp;
   SUBCASE("truncated safetensors") {

@@ -27,6 +27,23 @@ CONFIG = dict(
 H, L, I, A = CONFIG["hidden_size"], CONFIG["num_hidden_layers"], CONFIG["intermediate_size"], 3
 
 
+def as_module_state_dict(tensors):
+    """An OrderedDict like nn.Module.state_dict(): _metadata set, and each layer's query, key and
+    value weights slices of one fused storage (non-zero storage offsets)."""
+    import collections
+    state = collections.OrderedDict()
+    for name, tensor in tensors.items():
+        if name.endswith("attention.self.query.weight"):
+            prefix = name[: -len("query.weight")]
+            fused = torch.cat([tensors[prefix + part + ".weight"] for part in ("query", "key", "value")])
+            for part, piece in zip(("query", "key", "value"), fused.chunk(3)):
+                state[prefix + part + ".weight"] = piece
+        elif name not in state:
+            state[name] = tensor
+    state._metadata = collections.OrderedDict({"": {"version": 1}})
+    return state
+
+
 def random_state_dict():
     g = torch.Generator().manual_seed(99)
     def rnd(*shape, scale=0.3):
@@ -142,6 +159,9 @@ def main(out):
 
     variants = {
         "bin": ("pytorch_model.bin", torch.float32, True),
+        # What save_pretrained(safe_serialization=False) writes: Module.state_dict(), an OrderedDict
+        # with _metadata, whose tensors may be views into a shared storage at an offset.
+        "bin_state_dict": ("pytorch_model.bin", torch.float32, True),
         "safetensors_f32": ("model.safetensors", torch.float32, True),
         "safetensors_f16": ("model.safetensors", torch.float16, True),
         "safetensors_bf16": ("model.safetensors", torch.bfloat16, True),
@@ -158,7 +178,9 @@ def main(out):
         tensors = dict(sd)
         if not prefixed:
             tensors = {k[len("bert."):]: v for k, v in sd.items() if k.startswith("bert.")}
-        if filename == "pytorch_model.bin":
+        if variant == "bin_state_dict":
+            torch.save(as_module_state_dict(tensors), os.path.join(folder, filename))
+        elif filename == "pytorch_model.bin":
             torch.save(tensors, os.path.join(folder, filename))
         else:
             write_safetensors(os.path.join(folder, filename), tensors, dtype)
