@@ -15,6 +15,7 @@
 #include "converters/onnx_runtime.h"
 #include "converters/quantization.h"
 #include "model/checkpoint.h"
+#include "registry/registry.h"
 
 namespace recmodel {
 
@@ -64,7 +65,12 @@ struct ExportedFile {
 
 std::string megabytes(uint64_t bytes) { return fmt::format("{:.1f} MB", static_cast<double>(bytes) / 1e6); }
 
-void run_export(const ExportOptions& options, const Console& console) {
+void run_export(ExportOptions options, const Console& console) {
+  const registry::ResolvedModel resolved = registry::resolve_model(options.model, console.options().registry);
+  if (resolved.version && options.out.empty())
+    fail<UsageError>("{}: is a registered version, whose files must not change; export it with --out DIR",
+                     options.model);
+  options.model = resolved.path.string();
   const fs::path model_dir = options.model;
   if (!fs::is_directory(model_dir)) fail<NotFoundError>("{}: no such model directory (--model)", options.model);
   const fs::path out_dir = options.out.empty() ? model_dir : fs::path(options.out);
@@ -287,7 +293,7 @@ CommandAction register_export(CLI::App& command, const Console& console) {
       "output logits. int8: DynamicQuantizeLinear + MatMulInteger, as ONNX Runtime's quantize_dynamic writes.\n"
       "An int8 model directory (recmodel quantize) exports as model_quantized.onnx only.");
   const char* input_group = "Model";
-  command.add_option("--model", options->model, "Model directory to export")
+  command.add_option("--model", options->model, "Model directory or models:/NAME/VERSION, models:/NAME@ALIAS")
       ->type_name("DIR")
       ->required()
       ->group(input_group);

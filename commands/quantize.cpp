@@ -19,6 +19,7 @@
 #include "data/prepared_dataset.h"
 #include "metrics/names.h"
 #include "model/checkpoint.h"
+#include "registry/registry.h"
 
 namespace recmodel {
 
@@ -80,7 +81,8 @@ uint64_t directory_weights_bytes(const fs::path& weights_file) {
 
 std::string megabytes(uint64_t bytes) { return fmt::format("{:.1f} MB", static_cast<double>(bytes) / 1e6); }
 
-void run_quantize(const QuantizeCommandOptions& options, const Console& console) {
+void run_quantize(QuantizeCommandOptions options, const Console& console) {
+  options.model = registry::resolve_model(options.model, console.options().registry).path.string();
   // Validate the whole command line before loading anything.
   const bool gate_given = options.max_drop_option && options.max_drop_option->count() > 0;
   std::vector<Gate> gates = parse_gates(options.max_drop);
@@ -271,7 +273,7 @@ CommandAction register_quantize(CLI::App& command, const Console& console) {
       "With --data, reports accuracy and F1 before/after on --split, the largest per-class F1 drop and the\n"
       "share of examples whose top label is unchanged; exit 1 when a --max-drop gate fails (nothing written).");
   const char* model_group = "Model";
-  command.add_option("--model", options->model, "fp32 model directory to quantize")
+  command.add_option("--model", options->model, "fp32 model directory, or models:/NAME/VERSION, models:/NAME@ALIAS")
       ->type_name("DIR")
       ->required()
       ->group(model_group);

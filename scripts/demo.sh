@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The lifecycle demo on shipped sample data: generate a synthetic e-commerce set, build a
-# WordPiece vocabulary from it, prepare every task's dataset, and show what the model sees.
-# Each later stage of recmodel (train, evaluate, export, registry, push) adds its step here.
+# WordPiece vocabulary from it, prepare every task's dataset, train a small BERT on product
+# categories, gate it on the test split, predict, register and promote it, quantize to int8,
+# export to ONNX (checked in ONNX Runtime), and move it between an on-prem S3 (a real Ceph
+# gateway started here) and a public-cloud bucket, keeping private versions private.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/install-deps.sh"
@@ -73,5 +75,58 @@ step "A randomly initialised BERT (tiny preset) with the product categories as l
 step "Fine-tuning it on the product titles (all cores, dev accuracy checked every epoch)"
 "$recmodel" train --model "$out/models/products-init" --data "$out/products" --out "$out/models/products" \
   --epochs 4 --batch-size 32 --lr 1e-3 --warmup-ratio 0.1 --seed 7
+
+export RECMODEL_REGISTRY="$out/registry.db" RECMODEL_CONFIG="$out/config.toml"
+model="$out/models/products"
+
+step "Evaluating on the held-out test split, with the quality gate a CI step would use"
+"$recmodel" evaluate --model "$model" --data "$out/products" --split test \
+  --fail-under accuracy=0.8,f1_macro=0.7 --report "$out/products-test.json"
+
+step "Predicting the categories of a few product titles from a pipe (JSONL, top 2 labels)"
+printf 'wireless noise cancelling headphones\norganic green tea 100 bags\nkids winter jacket size 8\n' |
+  "$recmodel" predict --model "$model" --top-k 2
+
+step "Registering the model (version 1 of 'products'), promoting it to production, recording its test metrics"
+"$recmodel" registry register products --path "$model" --description "demo: tiny BERT on product titles"
+"$recmodel" registry promote models:/products/1 --alias production --reason "passed the demo gate"
+"$recmodel" evaluate --model models:/products@production --data "$out/products" --split test --record -q
+"$recmodel" registry show models:/products@production
+
+step "int8: quantizing the production model and checking the accuracy it loses (gate: 1 point)"
+"$recmodel" quantize --model models:/products@production --data "$out/products" --out "$out/models/products-int8"
+
+step "ONNX: exporting fp32 and int8 graphs in the layout ONNX Runtime, Optimum and transformers.js load"
+"$recmodel" export --model models:/products@production --quantize int8 --out "$out/models/products-onnx" --verify
+ls -l "$out/models/products-onnx/onnx" >&2
+
+step "Storage: an on-prem S3 (a real Ceph RADOS Gateway started here) and a public-cloud bucket"
+cluster="$out/ceph"
+trap '"$here/tests/storage/rgw_fixture.sh" stop "$cluster" >/dev/null 2>&1 || true' EXIT
+eval "$(OWNER_PID=$$ MEMSTORE_BYTES=$((256 << 20)) "$here/tests/storage/rgw_fixture.sh" start "$cluster")"
+export AWS_ACCESS_KEY_ID="$AK" AWS_SECRET_ACCESS_KEY="$SK"
+"$recmodel" remote add onprem s3://models-onprem/recmodel --endpoint "$RGW_ENDPOINT" --private --create-bucket
+"$recmodel" remote add cloud s3://models-cloud/recmodel --endpoint "$RGW_ENDPOINT" --public --create-bucket
+"$recmodel" remote list
+
+step "Pushing production to the on-prem store, then syncing it to the public cloud"
+"$recmodel" push models:/products@production --to onprem
+"$recmodel" sync models:/products@production --from onprem --to cloud
+"$recmodel" ls cloud
+
+step "Data that must stay private: a version tagged classification=private is refused by the public remote"
+"$recmodel" registry register products --path "$out/models/products-int8" --tag classification=private \
+  --description "int8, trained on private data"
+"$recmodel" push models:/products/2 --to onprem
+if "$recmodel" push models:/products/2 --to cloud; then
+  echo "demo: the public remote accepted a private version" >&2; exit 1
+else
+  echo "(refused with exit $?, as it should be)" >&2
+fi
+
+step "Pulling production back from the cloud: every file's SHA-256 is checked before it is moved into place"
+"$recmodel" pull models:/products@production --from cloud --out "$out/models/products-pulled"
+printf 'wireless noise cancelling headphones\n' | "$recmodel" predict --model "$out/models/products-pulled" --top-k 1
+"$recmodel" registry lineage models:/products/1
 
 printf '\nDemo finished; artifacts are in %s\n' "$out" >&2

@@ -178,10 +178,8 @@ TEST_CASE("export errors name the file or option, with the documented exit code"
 
 TEST_CASE("export --verify compares ONNX Runtime's logits with recmodel's") {
   Fixture f;
-  if (!ort_installed()) {
-    MESSAGE("SKIPPED: node or tests/peers/node_modules/onnxruntime-node missing (scripts/install-deps.sh)");
-    return;
-  }
+  // scripts/test.sh installs the peers; a missing one is a failure, not a skip.
+  REQUIRE_MESSAGE(ort_installed(), "node or tests/peers/node_modules/onnxruntime-node missing (scripts/install-deps.sh)");
   auto result = t::run_recmodel(
       {"export", "--model", f.model, "--out", f.path("v"), "--quantize", "int8", "--verify", "--json"}, "", ort_env());
   REQUIRE(result.exit_code == 0);
@@ -212,4 +210,24 @@ TEST_CASE("export --verify without onnxruntime-node warns and still exports") {
   // On a machine with a global onnxruntime-node the check runs instead.
   if (r.err.empty()) CHECK(r.out.find("validated model.onnx") != std::string::npos);
   else CHECK(r.err.rfind("recmodel: warning: --verify skipped: ", 0) == 0);
+}
+
+TEST_CASE("export and quantize take registry references, and a registered version is exported with --out only") {
+  Fixture f;
+  const std::string registry = "--registry=" + f.path("registry.db");
+  auto registered = t::run_recmodel({"registry", "register", "clf", "--path", f.model, registry});
+  REQUIRE_MESSAGE(registered.exit_code == 0, registered.err);
+  auto in_place = t::run_recmodel({"export", "--model", "models:/clf/1", registry});
+  CHECK(in_place.exit_code == 2);
+  CHECK(in_place.err == "recmodel: error: models:/clf/1: is a registered version, whose files must not change; "
+                        "export it with --out DIR\n");
+  CHECK_FALSE(fs::exists(f.dir / "model" / "onnx"));
+  auto exported = t::run_recmodel({"export", "--model", "models:/clf/latest", "--out", f.path("onnx"), registry});
+  REQUIRE_MESSAGE(exported.exit_code == 0, exported.err);
+  CHECK(fs::exists(f.dir / "onnx" / "onnx" / "model.onnx"));
+  auto quantized = t::run_recmodel({"quantize", "--model", "models:/clf/1", "--out", f.path("int8"), registry});
+  REQUIRE_MESSAGE(quantized.exit_code == 0, quantized.err);
+  CHECK(fs::exists(f.dir / "int8" / "model.safetensors"));
+  auto verified = t::run_recmodel({"registry", "verify", "models:/clf/1", registry});
+  CHECK_MESSAGE(verified.exit_code == 0, verified.err);
 }

@@ -221,10 +221,7 @@ TEST_CASE("preprocess refuses an existing output directory unless --force") {
 
 TEST_CASE("preprocess with the bert-base-uncased vocabulary and given splits") {
   auto vocab = t::shared_data("vocab/bert-base-uncased.txt");
-  if (vocab.empty()) {
-    MESSAGE("skipped: ../shared/data is absent");
-    return;
-  }
+  REQUIRE_MESSAGE(!vocab.empty(), "../shared/data/vocab/bert-base-uncased.txt is missing");
   Fixture f;
   t::write_text(f.dir / "train.tsv", "query\ttitle\trel\nred shoes\tNike Air Max &amp; more\t1\nblue shirt\tPolo\t0\n");
   t::write_text(f.dir / "dev.tsv", "query\ttitle\trel\nsocks\tWool socks\t1\n");

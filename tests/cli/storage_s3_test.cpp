@@ -219,10 +219,7 @@ std::map<std::string, std::string> tree(const fs::path& dir) {
 }  // namespace
 
 TEST_CASE("push, pull, sync and ls against Ceph RGW: the private and the public cloud") {
-  if (!have_ceph()) {
-    MESSAGE("Ceph (radosgw, ceph-mon, ceph-osd) is not installed; S3 tests skipped");
-    return;
-  }
+  REQUIRE_MESSAGE(have_ceph(), "Ceph (radosgw, ceph-mon, ceph-osd) is not installed (scripts/install-deps.sh)");
   Cluster& priv = private_cloud();
   Cluster& pub = public_cloud();
   World w(priv);
@@ -356,10 +353,7 @@ TEST_CASE("push, pull, sync and ls against Ceph RGW: the private and the public 
 }
 
 TEST_CASE("faults: a flaky endpoint, and a server killed in the middle of a push and of a pull") {
-  if (!have_ceph()) {
-    MESSAGE("Ceph (radosgw, ceph-mon, ceph-osd) is not installed; S3 fault tests skipped");
-    return;
-  }
+  REQUIRE_MESSAGE(have_ceph(), "Ceph (radosgw, ceph-mon, ceph-osd) is not installed (scripts/install-deps.sh)");
   Cluster& cluster = private_cloud();
   World w(cluster);
   w.add("direct", "models-faults", cluster.endpoint());

@@ -22,7 +22,7 @@ namespace {
 
 bool have_vocab() {
   if (!t::shared_data("vocab/bert-base-uncased.txt").empty()) return true;
-  MESSAGE("skipped: ../shared/data/vocab/bert-base-uncased.txt is absent");
+  MESSAGE("../shared/data/vocab/bert-base-uncased.txt is missing");
   return false;
 }
 
@@ -70,7 +70,7 @@ std::string category_csv(int per_label) {
 }  // namespace
 
 TEST_CASE("preprocess: cleans, de-duplicates, rejects, splits and tokenizes a small CSV") {
-  if (!have_vocab()) return;
+  REQUIRE(have_vocab());
   t::TempDir dir;
   t::write_text(dir / "reviews.csv",
                 "text,label\n"
@@ -137,7 +137,7 @@ TEST_CASE("preprocess: cleans, de-duplicates, rejects, splits and tokenizes a sm
 }
 
 TEST_CASE("preprocess: too many rejected rows fail with the first reasons and leave nothing") {
-  if (!have_vocab()) return;
+  REQUIRE(have_vocab());
   t::TempDir dir;
   t::write_text(dir / "d.csv", "text,label\nok,pos\n,pos\nfine,\nalso fine,neg\n");
   PreprocessConfig config = config_for(dir / "d.csv", dir / "out");
@@ -157,7 +157,7 @@ TEST_CASE("preprocess: too many rejected rows fail with the first reasons and le
 }
 
 TEST_CASE("preprocess: stratified split is exact per label and the output is deterministic across threads") {
-  if (!have_vocab()) return;
+  REQUIRE(have_vocab());
   t::TempDir dir;
   t::write_text(dir / "items.csv", category_csv(100));
   PreprocessConfig config = config_for(dir / "items.csv", dir / "one");
@@ -185,7 +185,7 @@ TEST_CASE("preprocess: stratified split is exact per label and the output is det
 }
 
 TEST_CASE("preprocess: --group-column keeps each group in one split") {
-  if (!have_vocab()) return;
+  REQUIRE(have_vocab());
   t::TempDir dir;
   std::string jsonl;
   for (int q = 0; q < 60; ++q)
@@ -221,7 +221,7 @@ TEST_CASE("preprocess: --group-column keeps each group in one split") {
 }
 
 TEST_CASE("preprocess: given splits are kept, and duplicates across them are removed from the later file") {
-  if (!have_vocab()) return;
+  REQUIRE(have_vocab());
   t::TempDir dir;
   t::write_text(dir / "train.tsv", "text\tlabel\nred shoes\tshoes\nblue shirt\tshirts\n");
   t::write_text(dir / "test.tsv", "text\tlabel\nblue shirt\tshirts\ngreen shoes\tshoes\n");
@@ -242,7 +242,7 @@ TEST_CASE("preprocess: given splits are kept, and duplicates across them are rem
 }
 
 TEST_CASE("preprocess: fixed labels reject unknown ones, regression rejects non-numbers") {
-  if (!have_vocab()) return;
+  REQUIRE(have_vocab());
   t::TempDir dir;
   t::write_text(dir / "c.csv", "text,label\na,pos\nb,meh\n");
   PreprocessConfig config = config_for(dir / "c.csv", dir / "out");
@@ -263,7 +263,7 @@ TEST_CASE("preprocess: fixed labels reject unknown ones, regression rejects non-
 }
 
 TEST_CASE("preprocess: numeric labels sort numerically and long texts are truncated") {
-  if (!have_vocab()) return;
+  REQUIRE(have_vocab());
   t::TempDir dir;
   std::string csv = "text,stars\n";
   for (int i = 0; i < 20; ++i) {
@@ -330,7 +330,7 @@ TEST_CASE("RejectLimit parses counts and percentages strictly") {
 }
 
 TEST_CASE("preprocess: a file with only a header is an error, not an empty dataset") {
-  if (!have_vocab()) return;
+  REQUIRE(have_vocab());
   t::TempDir dir;
   t::write_text(dir / "h.csv", "text,label\n");
   PreprocessConfig config = config_for(dir / "h.csv", dir / "out");
@@ -339,7 +339,7 @@ TEST_CASE("preprocess: a file with only a header is an error, not an empty datas
 }
 
 TEST_CASE("preprocess: memory stays flat because rows are spooled, not held") {
-  if (!have_vocab()) return;
+  REQUIRE(have_vocab());
   // A regression test for the in-memory de-duplication index, which grew with every row: the
   // scratch files must be gone afterwards and the result must match a run on half the data
   // doubled (every second half row a duplicate).

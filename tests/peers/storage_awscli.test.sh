@@ -8,8 +8,8 @@ set -euo pipefail
 src=${RECMODEL_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 recmodel=${RECMODEL:?RECMODEL must name the recmodel binary}
 if [[ ! -x /usr/bin/aws || ! -x /usr/bin/radosgw ]]; then
-  echo "SKIP: needs /usr/bin/aws and radosgw (scripts/install-deps.sh installs them)"
-  exit 0
+  echo "FAILED: needs /usr/bin/aws and radosgw (scripts/install-deps.sh installs them)" >&2
+  exit 1
 fi
 work=$(mktemp -d /tmp/recmodel-awscli.XXXXXX)
 cleanup() { "$src/tests/storage/rgw_fixture.sh" stop "$work/cluster" >/dev/null 2>&1 || true; rm -rf "$work"; }

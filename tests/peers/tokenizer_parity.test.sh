@@ -13,8 +13,8 @@ if [[ -z "$recmodel" ]]; then
 fi
 
 if [[ ! -d "$shared/vocab" ]]; then
-  echo "SKIPPED: tokenizer parity needs the shared BERT vocabularies in $shared/vocab (absent in this checkout)"
-  exit 0
+  echo "FAILED: tokenizer parity needs the shared BERT vocabularies in $shared/vocab" >&2
+  exit 1
 fi
 [[ -x "$recmodel" ]] || { echo "FAIL: recmodel binary not found (set RECMODEL)" >&2; exit 1; }
 command -v node >/dev/null || { echo "FAIL: node is not installed (scripts/install-deps.sh installs it)" >&2; exit 1; }

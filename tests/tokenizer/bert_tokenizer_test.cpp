@@ -23,7 +23,7 @@ BertTokenizer shared_tokenizer(const std::string& vocab_name, bool lowercase) {
 
 bool have_shared_data() {
   if (!t::shared_data("vocab").empty()) return true;
-  MESSAGE("skipped: ../shared/data is absent (the Hugging Face vocabularies and cases live there)");
+  MESSAGE("../shared/data is missing (the Hugging Face vocabularies and cases live there)");
   return false;
 }
 
@@ -46,7 +46,7 @@ std::vector<int32_t> ids_of(const BertTokenizer& tokenizer, const std::string& t
 }  // namespace
 
 TEST_CASE("every Hugging Face case in bert-expected.json gives the same ids") {
-  if (!have_shared_data()) return;
+  REQUIRE(have_shared_data());
   auto cases = nlohmann::json::parse(t::read_text(t::shared_data("tokenizer-cases/bert-expected.json")));
   struct Model {
     const char* key;
@@ -73,7 +73,7 @@ TEST_CASE("every Hugging Face case in bert-expected.json gives the same ids") {
 }
 
 TEST_CASE("the long French paragraphs give Hugging Face's tokens and ids") {
-  if (!have_shared_data()) return;
+  REQUIRE(have_shared_data());
   struct Case {
     const char* file;
     const char* vocab;
