@@ -279,6 +279,19 @@ void run_export(ExportOptions options, const Console& console) {
   if (in_place)
     for (const auto& [name, contents] : support) write_file_atomic(model_dir / name, contents);
   staging->commit();
+  if (resolved.version) {  // the registry's lineage lists where a version was exported to
+    registry::Registry registry(registry::registry_path(console.options().registry), registry::Registry::Access::write,
+                                registry::default_options());
+    registry::Location record;
+    record.kind = "export";
+    record.uri = fs::absolute(out_dir).lexically_normal().string();
+    record.details = {{"format", "onnx"}, {"opset", options.opset}, {"files", written}};
+    registry::ModelRef ref;
+    ref.kind = registry::ModelRef::Kind::version;
+    ref.name = resolved.version->name;
+    ref.version = resolved.version->version;
+    registry.record_location(ref, record);
+  }
   console.result(document, print);
 }
 

@@ -97,6 +97,7 @@ step "int8: quantizing the production model and checking the accuracy it loses (
 "$recmodel" quantize --model models:/products@production --data "$out/products" --out "$out/models/products-int8"
 
 step "ONNX: exporting fp32 and int8 graphs in the layout ONNX Runtime, Optimum and transformers.js load"
+export RECMODEL_ONNXRUNTIME_NODE="$here/tests/peers/node_modules/onnxruntime-node"  # installed by install-deps.sh
 "$recmodel" export --model models:/products@production --quantize int8 --out "$out/models/products-onnx" --verify
 ls -l "$out/models/products-onnx/onnx" >&2
 
@@ -116,7 +117,7 @@ step "Pushing production to the on-prem store, then syncing it to the public clo
 
 step "Data that must stay private: a version tagged classification=private is refused by the public remote"
 "$recmodel" registry register products --path "$out/models/products-int8" --tag classification=private \
-  --description "int8, trained on private data"
+  --parent models:/products/1 --description "int8 of version 1, trained on private data"
 "$recmodel" push models:/products/2 --to onprem
 if "$recmodel" push models:/products/2 --to cloud; then
   echo "demo: the public remote accepted a private version" >&2; exit 1

@@ -225,6 +225,9 @@ TEST_CASE("export and quantize take registry references, and a registered versio
   auto exported = t::run_recmodel({"export", "--model", "models:/clf/latest", "--out", f.path("onnx"), registry});
   REQUIRE_MESSAGE(exported.exit_code == 0, exported.err);
   CHECK(fs::exists(f.dir / "onnx" / "onnx" / "model.onnx"));
+  auto lineage = t::run_recmodel({"registry", "lineage", "models:/clf/1", "--json", registry});
+  REQUIRE(lineage.exit_code == 0);
+  CHECK(lineage.out.find(f.path("onnx")) != std::string::npos);
   auto quantized = t::run_recmodel({"quantize", "--model", "models:/clf/1", "--out", f.path("int8"), registry});
   REQUIRE_MESSAGE(quantized.exit_code == 0, quantized.err);
   CHECK(fs::exists(f.dir / "int8" / "model.safetensors"));
