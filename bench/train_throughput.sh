@@ -44,7 +44,7 @@ prepare "$rows" "$work/data"
 # Rates of the logged intervals after the first (start-up and allocation excluded, as for the peer).
 read -r steps ours_sps ours_tps < <(/usr/bin/python3 - "$work/trained/train_log.jsonl" <<'PY'
 import json, sys
-records = [json.loads(l) for l in open(sys.argv[1]) if '"loss"' in l]
+records = [r for r in map(json.loads, open(sys.argv[1])) if "samples_per_second" in r]  # step records, not evaluations
 timed = records[1:] or records
 n = records[-1]["step"]
 sps = sum(r["samples_per_second"] for r in timed) / len(timed)
@@ -53,7 +53,7 @@ print(n, f"{sps:.2f}", f"{tps:.0f}")
 PY
 )
 peer=$(/usr/bin/python3 "$here/train_torch_loop.py" "$work/model" "$work/data/train.bin" "$batch" "$((steps > 60 ? 60 : steps))" "$threads")
-read -r peer_sps peer_tps < <(echo "$peer" | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print(f"{d["samples_per_second"]:.2f}", f"{d["tokens_per_second"]:.0f}")')
+read -r peer_sps peer_tps < <(echo "$peer" | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.2f %.0f" % (d["samples_per_second"], d["tokens_per_second"]))')
 blas=$("$recmodel" --version | sed -n 's/^BLAS: //p')
 
 printf '\nTraining throughput, preset %s, batch %s, %s threads, BLAS %s\n' "$preset" "$batch" "$threads" "$blas"

@@ -38,7 +38,7 @@ class Bert(nn.Module):
         h = c["hidden_size"]
         self.word = nn.Embedding(c["vocab_size"], h, padding_idx=c.get("pad_token_id", 0))
         self.pos = nn.Embedding(c["max_position_embeddings"], h)
-        self.type = nn.Embedding(c["type_vocab_size"], h)
+        self.token_type = nn.Embedding(c["type_vocab_size"], h)
         self.norm = nn.LayerNorm(h, eps=c["layer_norm_eps"])
         self.drop = nn.Dropout(c["hidden_dropout_prob"])
         self.heads = c["num_attention_heads"]
@@ -54,7 +54,7 @@ class Bert(nn.Module):
 
     def forward(self, ids, types, mask):
         b, s = ids.shape
-        x = self.drop(self.norm(self.word(ids) + self.pos(torch.arange(s))[None] + self.type(types)))
+        x = self.drop(self.norm(self.word(ids) + self.pos(torch.arange(s))[None] + self.token_type(types)))
         add = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
         hd = x.shape[-1] // self.heads
         for l in self.layers:

@@ -1,28 +1,26 @@
 #include "cli/app.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <filesystem>
 #include <memory>
 #include <new>
 
 #include <fmt/format.h>
 
 #include "cli/suggest.h"
-#include "cli/system_info.h"
-#include "commands/evaluate.h"
-#include "commands/export.h"
-#include "commands/init.h"
 #include "commands/ls.h"
-#include "commands/predict.h"
 #include "commands/preprocess.h"
 #include "commands/pull.h"
 #include "commands/push.h"
-#include "commands/quantize.h"
 #include "commands/registry.h"
 #include "commands/remote.h"
 #include "commands/sync.h"
 #include "commands/tokenize.h"
-#include "commands/train.h"
 #include "commands/vocab.h"
 #include "common/error.h"
 
@@ -31,12 +29,12 @@ namespace recmodel {
 const std::vector<CommandEntry>& command_table() {
   static const std::vector<CommandEntry> table = {
       {"preprocess", "Clean, label, split and tokenize CSV/TSV/JSONL data into a prepared dataset", register_preprocess},
-      {"init", "Create a randomly initialised BERT classifier from a preset (tiny, mini, small, base)", register_init},
-      {"train", "Fine-tune a BERT classifier on a prepared dataset (CPU or CUDA), resumable", register_train},
-      {"evaluate", "Metrics of a model on a split, or of a predictions file (scikit-learn's values); CI quality gates", register_evaluate},
-      {"predict", "Labels and probabilities for texts from a file or stdin, streamed as JSONL in input order", register_predict},
-      {"quantize", "Quantize a model to int8 and report the size and accuracy change (quality gate)", register_quantize},
-      {"export", "Export a model to ONNX (fp32 and int8) for ONNX Runtime, transformers.js and Optimum", register_export},
+      {"init", "Create a randomly initialised BERT classifier from a preset (tiny, mini, small, base)", nullptr},
+      {"train", "Fine-tune a BERT classifier on a prepared dataset (CPU or CUDA), resumable", nullptr},
+      {"evaluate", "Metrics of a model on a split, or of a predictions file (scikit-learn's values); CI quality gates", nullptr},
+      {"predict", "Labels and probabilities for texts from a file or stdin, streamed as JSONL in input order", nullptr},
+      {"quantize", "Quantize a model to int8 and report the size and accuracy change (quality gate)", nullptr},
+      {"export", "Export a model to ONNX (fp32 and int8) for ONNX Runtime, transformers.js and Optimum", nullptr},
       {"registry", "Version models: register, list, promote aliases, compare, lineage, history, verify", register_registry},
       {"remote", "Manage named storage remotes: add, list, remove (S3 and file://)", register_remote},
       {"push", "Upload a model version to a remote, content-addressed and verified", register_push},
@@ -96,8 +94,8 @@ void add_global_options(CLI::App& app, GlobalOptions& options) {
       ->group(group);
 }
 
-void print_version(const Console& console) {
-  nlohmann::json info = version_info();
+void print_version(const Console& console, const ModelRuntime& runtime) {
+  nlohmann::json info = runtime.version_info();
   console.result(info, [&](std::FILE* out) {
     fmt::print(out, "{} {}\n", kProgram, info["version"].get<std::string>());
     const auto& blas = info["blas"];
@@ -117,9 +115,40 @@ int report(ExitCode code, const std::string& message) {
   return static_cast<int>(code);
 }
 
+bool is_model_command(const std::string& name) {
+  for (const auto& entry : command_table())
+    if (name == entry.name) return entry.register_command == nullptr;
+  return false;
+}
+
+// True when the arguments need libtorch: a model command, its help, or --version.
+bool needs_model_runtime(int argc, char** argv) {
+  const std::string typed = typed_command(argc, argv);
+  if (typed == "help") return is_model_command(typed_command_after(argc, argv, "help"));
+  if (!typed.empty()) return is_model_command(typed);
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--") break;
+    if (arg == "-V" || arg == "--version") return true;
+  }
+  return false;
+}
+
+// Replaces this process with recmodel-torch (beside this binary) on the same arguments.
+int exec_model_runtime(char** argv) {
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  const std::filesystem::path runtime = (ec ? std::filesystem::path(argv[0]) : self).parent_path() / "recmodel-torch";
+  ::execv(runtime.c_str(), argv);
+  return report(ExitCode::internal, fmt::format("cannot run {}: {}; the model commands live in recmodel-torch "
+                                                "beside recmodel (reinstall recmodel)",
+                                                runtime.string(), std::strerror(errno)));
+}
+
 }  // namespace
 
-int run_cli(int argc, char** argv) {
+int run_cli(int argc, char** argv, const ModelRuntime* model_runtime) {
+  if (!model_runtime && needs_model_runtime(argc, argv)) return exec_model_runtime(argv);
   GlobalOptions options;
   Console console(options);
   try {
@@ -136,7 +165,12 @@ int run_cli(int argc, char** argv) {
     for (const auto& entry : command_table()) {
       CLI::App* command = app.add_subcommand(entry.name, entry.summary);
       names.emplace_back(entry.name);
-      actions.emplace_back(command, entry.register_command(*command, console));
+      RegisterCommand register_command = entry.register_command;
+      if (!register_command && model_runtime)
+        for (const auto& [name, model_command] : model_runtime->commands)
+          if (name == entry.name) register_command = model_command;
+      // In `recmodel` a model command stays a bare name for the command list: running it execs above.
+      actions.emplace_back(command, register_command ? register_command(*command, console) : CommandAction());
       command->footer(command->get_footer() + kGlobalOptionsFooter);
     }
     // `help` is handled before parsing: CLI11 would read `help tokenize` as two commands.
@@ -190,13 +224,14 @@ int run_cli(int argc, char** argv) {
       return report(ExitCode::usage, message + where);
     }
 
-    use_threads(console.threads());
-    if (show_version) {
-      print_version(console);
+    if (model_runtime) model_runtime->use_threads(console.threads());
+    if (show_version && model_runtime) {
+      print_version(console, *model_runtime);
       return 0;
     }
     for (auto& [command, action] : actions) {
       if (command->parsed()) {
+        if (!action) return exec_model_runtime(argv);  // not reached: needs_model_runtime sent it there
         action();
         return 0;
       }

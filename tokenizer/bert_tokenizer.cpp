@@ -93,12 +93,20 @@ nlohmann::json TokenizerConfig::to_json() const {
 // ---------------------------------------------------------------------------------------
 // Vocab
 
+void Vocab::index() {
+  ids_.clear();
+  ids_.reserve(tokens_.size() * 2);
+  max_token_bytes_ = 0;
+  for (size_t i = 0; i < tokens_.size(); ++i) {
+    ids_[std::string_view(tokens_[i])] = static_cast<int32_t>(i);
+    max_token_bytes_ = std::max(max_token_bytes_, tokens_[i].size());
+  }
+}
+
 Vocab Vocab::from_tokens(std::vector<std::string> tokens) {
   Vocab vocab;
   vocab.tokens_ = std::move(tokens);
-  vocab.ids_.reserve(vocab.tokens_.size() * 2);
-  for (size_t i = 0; i < vocab.tokens_.size(); ++i)
-    vocab.ids_[std::string_view(vocab.tokens_[i])] = static_cast<int32_t>(i);
+  vocab.index();
   return vocab;
 }
 
@@ -191,8 +199,15 @@ void BertTokenizer::wordpiece(std::string_view word, std::vector<int32_t>& ids, 
   }
   size_t first_id = ids.size();
   size_t start = 0;
+  // A piece longer than the longest entry cannot match ("##" included), so the search starts there:
+  // linear instead of quadratic in the length of a word the vocabulary lacks.
+  const size_t longest = vocab_.max_token_bytes();
   while (start < word.size()) {
     size_t end = word.size();
+    if (end - start > longest) {
+      end = start + longest;
+      while (end > start && (static_cast<unsigned char>(word[end]) & 0xC0) == 0x80) --end;  // a whole character
+    }
     int32_t found = -1;
     while (end > start) {
       std::string_view piece = word.substr(start, end - start);

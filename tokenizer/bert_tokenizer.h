@@ -44,15 +44,30 @@ class Vocab {
   // Builds a vocabulary from tokens in id order (duplicates: the later id wins, as in HF).
   static Vocab from_tokens(std::vector<std::string> tokens);
 
+  Vocab() = default;
+  // The index holds views into tokens_: a copy re-indexes its own strings; a move keeps them.
+  Vocab(const Vocab& other) : tokens_(other.tokens_) { index(); }
+  Vocab& operator=(const Vocab& other) {
+    if (this != &other) tokens_ = other.tokens_, index();
+    return *this;
+  }
+  Vocab(Vocab&&) = default;
+  Vocab& operator=(Vocab&&) = default;
+
   size_t size() const { return tokens_.size(); }
   // Returns the id of `token`, or -1.
   int32_t find(std::string_view token) const;
   const std::string& token(int32_t id) const { return tokens_.at(static_cast<size_t>(id)); }
   const std::vector<std::string>& tokens() const { return tokens_; }
+  // The longest entry in bytes: no WordPiece match can be longer.
+  size_t max_token_bytes() const { return max_token_bytes_; }
 
  private:
+  void index();
+
   std::vector<std::string> tokens_;
   std::unordered_map<std::string_view, int32_t> ids_;  // views into tokens_
+  size_t max_token_bytes_ = 0;
 };
 
 // One encoded input, as the model sees it.

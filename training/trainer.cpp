@@ -16,6 +16,7 @@
 #include "common/files.h"
 #include "metrics/classification.h"
 #include "metrics/regression.h"
+#include "model/predictor.h"
 #include "training/batching.h"
 
 namespace recmodel::training {
@@ -28,24 +29,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-torch::Device parse_device(const std::string& name) {
-  if (name == "cpu") return torch::kCPU;
-  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
-  if (name.rfind("cuda", 0) != 0) fail<UsageError>("--device {}: expected auto, cpu, cuda or cuda:N", name);
-  if (!torch::cuda::is_available())
-    fail<UsageError>("--device {}: no CUDA device is available to this libtorch ({}); use --device cpu or auto", name,
-                     TORCH_VERSION);
-  int index = 0;
-  if (name.size() > 4) {
-    if (name[4] != ':' || name.size() == 5 || name.find_first_not_of("0123456789", 5) != std::string::npos)
-      fail<UsageError>("--device {}: expected cuda:N with N a device number", name);
-    index = std::stoi(name.substr(5));
-  }
-  if (index >= static_cast<int>(torch::cuda::device_count()))
-    fail<UsageError>("--device {}: only {} CUDA device(s) present", name, torch::cuda::device_count());
-  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 
 // Mixed precision on CUDA: autocast to bf16/fp16 for the forward pass; the API moved in 2.4.
@@ -141,7 +124,7 @@ Trainer::Trainer(TrainConfig config, model::LoadedModel& loaded, const data::Pre
       work_dir_(std::move(work_dir)),
       warn_(std::move(warn)),
       train_(dataset.open_split("train")),
-      device_(parse_device(config_.device)) {
+      device_(model::parse_device(config_.device)) {
   if (train_.size() == 0) fail<DataError>("{}: the train split is empty", dataset_.split_path("train").string());
   if (dataset_.has_split("dev")) dev_.emplace(dataset_.open_split("dev"));
   if (config_.metric.empty()) config_.metric = default_metric(dataset_.task);

@@ -1,6 +1,10 @@
 // Pins what users and scripts see from the front end: help, version, errors, exit codes.
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+
+#include <cstdio>
+
 #include <nlohmann/json.hpp>
 
 #include "tests/support.h"
@@ -74,4 +78,51 @@ TEST_CASE("global options are accepted before and after the command") {
   CHECK(after.exit_code == 0);
   CHECK(before.out == "{\"ids\":[2,5,3],\"tokens\":[\"[CLS]\",\"hi\",\"[SEP]\"]}\n");
   CHECK(after.out == before.out);
+}
+
+namespace {
+
+// Runs a shell command, returning its stdout and (through `status`) its exit code.
+std::string shell(const std::string& command, int& status) {
+  std::string out;
+  FILE* pipe = popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buffer[4096];
+  for (size_t n; (n = fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.append(buffer, n);
+  int raw = pclose(pipe);
+  status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("recmodel does not load libtorch, and hands the model commands to recmodel-torch beside it") {
+  int status = 0;
+  const std::string binary = RECMODEL_BINARY;
+  const std::string libraries = shell("ldd '" + binary + "'", status);
+  REQUIRE(status == 0);
+  CHECK(libraries.find("libc.so") != std::string::npos);
+  CHECK(libraries.find("libtorch") == std::string::npos);
+  CHECK(libraries.find("libc10") == std::string::npos);
+
+  // Through the hand-over: the model commands and --version work, with their exit codes.
+  auto version = t::run_recmodel({"--version"});
+  CHECK(version.exit_code == 0);
+  CHECK(version.out.find("libtorch: ") != std::string::npos);
+  auto usage = t::run_recmodel({"train", "--no-such-option"});
+  CHECK(usage.exit_code == 2);
+  CHECK(usage.err.rfind("recmodel: error: ", 0) == 0);
+
+  // Alone in a folder, recmodel still runs its own commands and says what is missing for the others.
+  t::TempDir dir;
+  const std::string lonely = (dir / "recmodel").string();
+  t::fs::copy_file(binary, lonely);
+  t::fs::permissions(lonely, t::fs::perms::owner_all);
+  shell("'" + lonely + "' tokenize --help >/dev/null 2>&1", status);
+  CHECK(status == 0);
+  const std::string err = shell("'" + lonely + "' train --help 2>&1 >/dev/null", status);
+  CHECK(status == 70);
+  CHECK(err == "recmodel: error: cannot run " + (dir / "recmodel-torch").string() +
+                   ": No such file or directory; the model commands live in recmodel-torch beside recmodel "
+                   "(reinstall recmodel)\n");
 }

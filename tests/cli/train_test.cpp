@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <sys/wait.h>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -290,4 +291,42 @@ TEST_CASE("a diverging regression stops with exit 3 and keeps the last good chec
   CHECK(run.err.find("training diverged") != std::string::npos);
   CHECK(run.err.find("a lower --lr") != std::string::npos);
   CHECK_FALSE(t::fs::exists(dir / "out"));
+}
+
+TEST_CASE("a checkpoint that cannot be written (disk full) fails cleanly and keeps the previous one") {
+  Fixture f(300);
+  auto straight = t::run_recmodel(train_args(f, f.path("straight"), {"--eval-every", "7"}));
+  REQUIRE_MESSAGE(straight.exit_code == 0, straight.err);
+  auto stopped = t::run_recmodel(train_args(f, f.path("full"), {"--eval-every", "7", "--stop-after", "10"}));
+  REQUIRE(stopped.exit_code == 130);
+  const auto work = f.dir / "full.train";
+  const auto saved = recmodel::sha256_file(work / "checkpoint" / "model.safetensors");
+  const auto saved_state = t::read_text(work / "checkpoint" / "state.json");
+
+  // Resumed under a file-size limit smaller than one model file: the next save (the evaluation at
+  // step 14) gets EFBIG from write(2), as a full disk gives ENOSPC.
+  std::string command = "trap '' XFSZ; ulimit -f 64; exec '" + std::string(RECMODEL_BINARY) + "'";
+  for (const auto& arg : train_args(f, f.path("full"), {"--eval-every", "7", "--resume"})) command += " '" + arg + "'";
+  command += " 2>'" + f.path("err.txt") + "' >/dev/null\n";
+  t::write_text(f.dir / "limited.sh", command);
+  const int status = std::system(("bash '" + f.path("limited.sh") + "'").c_str());
+  REQUIRE(WIFEXITED(status));
+  const std::string err = t::read_text(f.dir / "err.txt");
+  CHECK_MESSAGE(WEXITSTATUS(status) == 3, err);
+  CHECK(err.rfind("recmodel: error: ", 0) == 0);
+  CHECK(err.find("File too large") != std::string::npos);
+  CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+  CHECK_FALSE(t::fs::exists(f.dir / "full"));
+  // The checkpoint of step 10 is untouched and no staging directory is left behind.
+  CHECK(recmodel::sha256_file(work / "checkpoint" / "model.safetensors") == saved);
+  CHECK(t::read_text(work / "checkpoint" / "state.json") == saved_state);
+  for (const auto& entry : t::fs::directory_iterator(work))
+    CHECK_MESSAGE(entry.path().filename().string().find(".tmp-") == std::string::npos, entry.path().string());
+
+  // With room again, the run resumes from step 10 and ends with the uninterrupted weights.
+  auto resumed = t::run_recmodel(train_args(f, f.path("full"), {"--eval-every", "7", "--resume", "--json"}));
+  REQUIRE_MESSAGE(resumed.exit_code == 0, resumed.err);
+  CHECK(nlohmann::json::parse(resumed.out)["resumed_from_step"] == 10);
+  CHECK(recmodel::sha256_file(f.dir / "full" / "model.safetensors") ==
+        recmodel::sha256_file(f.dir / "straight" / "model.safetensors"));
 }

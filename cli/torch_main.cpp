@@ -1,0 +1,20 @@
+// recmodel-torch: the same front end with the model commands (libtorch) registered. `recmodel`
+// hands these commands to it, so users only ever type `recmodel`.
+#include "cli/app.h"
+#include "cli/system_info.h"
+#include "commands/evaluate.h"
+#include "commands/export.h"
+#include "commands/init.h"
+#include "commands/predict.h"
+#include "commands/quantize.h"
+#include "commands/train.h"
+
+int main(int argc, char** argv) {
+  recmodel::ModelRuntime runtime;
+  runtime.commands = {{"init", recmodel::register_init},         {"train", recmodel::register_train},
+                      {"evaluate", recmodel::register_evaluate}, {"predict", recmodel::register_predict},
+                      {"quantize", recmodel::register_quantize}, {"export", recmodel::register_export}};
+  runtime.version_info = recmodel::version_info;
+  runtime.use_threads = recmodel::use_threads;
+  return recmodel::run_cli(argc, argv, &runtime);
+}
