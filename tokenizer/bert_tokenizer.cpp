@@ -93,12 +93,25 @@ nlohmann::json TokenizerConfig::to_json() const {
 // ---------------------------------------------------------------------------------------
 // Vocab
 
+uint64_t Vocab::hash(std::string_view token) {
+  uint64_t h = 14695981039346656037ull;  // FNV-1a: tokens are short, so byte-wise is fast enough
+  for (unsigned char c : token) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
 void Vocab::index() {
-  ids_.clear();
-  ids_.reserve(tokens_.size() * 2);
+  size_t capacity = 16;
+  while (capacity < tokens_.size() * 2) capacity *= 2;
+  slots_.assign(capacity, Slot());
   max_token_bytes_ = 0;
+  const size_t mask = capacity - 1;
   for (size_t i = 0; i < tokens_.size(); ++i) {
-    ids_[std::string_view(tokens_[i])] = static_cast<int32_t>(i);
+    const uint64_t h = hash(tokens_[i]);
+    size_t at = h & mask;
+    // A repeated token takes the later id, as in Hugging Face.
+    while (slots_[at].id >= 0 && !(slots_[at].hash == h && tokens_[static_cast<size_t>(slots_[at].id)] == tokens_[i]))
+      at = (at + 1) & mask;
+    slots_[at] = {h, static_cast<int32_t>(i)};
     max_token_bytes_ = std::max(max_token_bytes_, tokens_[i].size());
   }
 }
@@ -133,8 +146,14 @@ Vocab Vocab::load(const fs::path& path) {
 }
 
 int32_t Vocab::find(std::string_view token) const {
-  auto it = ids_.find(token);
-  return it == ids_.end() ? -1 : it->second;
+  if (slots_.empty()) return -1;
+  const uint64_t h = hash(token);
+  const size_t mask = slots_.size() - 1;
+  for (size_t at = h & mask;; at = (at + 1) & mask) {
+    const Slot& slot = slots_[at];
+    if (slot.id < 0) return -1;
+    if (slot.hash == h && tokens_[static_cast<size_t>(slot.id)] == token) return slot.id;
+  }
 }
 
 // ---------------------------------------------------------------------------------------

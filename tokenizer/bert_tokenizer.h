@@ -45,14 +45,6 @@ class Vocab {
   static Vocab from_tokens(std::vector<std::string> tokens);
 
   Vocab() = default;
-  // The index holds views into tokens_: a copy re-indexes its own strings; a move keeps them.
-  Vocab(const Vocab& other) : tokens_(other.tokens_) { index(); }
-  Vocab& operator=(const Vocab& other) {
-    if (this != &other) tokens_ = other.tokens_, index();
-    return *this;
-  }
-  Vocab(Vocab&&) = default;
-  Vocab& operator=(Vocab&&) = default;
 
   size_t size() const { return tokens_.size(); }
   // Returns the id of `token`, or -1.
@@ -64,9 +56,17 @@ class Vocab {
 
  private:
   void index();
+  static uint64_t hash(std::string_view token);
 
+  // token → id: open addressing with linear probing over a power-of-two table, the full hash kept
+  // in each slot so a probe compares strings only on a real match (a lookup per WordPiece try is
+  // the tokenizer's hottest operation; std::unordered_map's node chasing cost a third of its time).
+  struct Slot {
+    uint64_t hash = 0;
+    int32_t id = -1;  // -1: empty
+  };
   std::vector<std::string> tokens_;
-  std::unordered_map<std::string_view, int32_t> ids_;  // views into tokens_
+  std::vector<Slot> slots_;
   size_t max_token_bytes_ = 0;
 };
 
