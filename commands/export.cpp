@@ -286,11 +286,7 @@ void run_export(ExportOptions options, const Console& console) {
     record.kind = "export";
     record.uri = fs::absolute(out_dir).lexically_normal().string();
     record.details = {{"format", "onnx"}, {"opset", options.opset}, {"files", written}};
-    registry::ModelRef ref;
-    ref.kind = registry::ModelRef::Kind::version;
-    ref.name = resolved.version->name;
-    ref.version = resolved.version->version;
-    registry.record_location(ref, record);
+    registry.record_location(resolved.version->ref(), record);
   }
   console.result(document, print);
 }

@@ -62,11 +62,7 @@ std::optional<RegistryView> registry_view(const storage::RemoteRef& ref, const C
   auto tag = info.tags.find("classification");
   if (tag != info.tags.end()) view.classification = tag->second;
   for (const auto& file : info.manifest.files) view.file_digests.push_back(file.path + "\t" + file.sha256);
-  registry::ModelRef version_ref;
-  version_ref.kind = registry::ModelRef::Kind::version;
-  version_ref.name = info.name;
-  version_ref.version = info.version;
-  for (const auto& location : registry.lineage(version_ref).locations)
+  for (const auto& location : registry.lineage(info.ref()).locations)
     if (location.kind == "remote" && location.details.contains("remote") && location.details["remote"].is_string())
       view.recorded_remotes.push_back(location.details["remote"].get<std::string>());
   return view;

@@ -234,11 +234,7 @@ void run_push(const PushOptions& options, const Console& console) {
     record.kind = "remote";
     record.uri = location;
     record.details = {{"remote", remote.name}, {"visibility", remote.visibility()}, {"manifest", key}};
-    registry::ModelRef ref;
-    ref.kind = registry::ModelRef::Kind::version;
-    ref.name = registered->name;
-    ref.version = registered->version;
-    registry.record_location(ref, record);
+    registry.record_location(registered->ref(), record);
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   nlohmann::json document = {{"remote", remote_json(remote)},

@@ -801,7 +801,7 @@ void run_archive(const StatusOptions& options, const SharedOptions& shared, cons
   std::string status = options.restore ? "active" : "archived";
   // Resolved once: after archiving, models:/NAME/latest names another version.
   VersionInfo info = opened.version(ref);
-  ModelRef exact{ModelRef::Kind::version, info.name, info.version, ""};
+  ModelRef exact = info.ref();
   std::vector<std::string> aliases = opened.set_status(exact, status, options.force);
   console.result({{"uri", info.uri()}, {"status", status}, {"aliases", aliases}}, [&](std::FILE* out) {
     fmt::print(out, "{}: {}{}\n", info.uri(), options.restore ? "restored (active)" : "archived",
@@ -821,7 +821,7 @@ void run_delete(const StatusOptions& options, const SharedOptions& shared, const
     return;
   }
   VersionInfo info = opened.version(ref);
-  auto moves = opened.delete_version({ModelRef::Kind::version, info.name, info.version, ""}, options.force);
+  auto moves = opened.delete_version(info.ref(), options.force);
   nlohmann::json removed = nlohmann::json::array();
   for (const auto& move : moves) removed.push_back(move_json(move));
   console.result({{"uri", info.uri()}, {"removed_aliases", removed}, {"source_path", info.source_path}},

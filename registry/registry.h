@@ -57,6 +57,8 @@ struct VersionInfo {
   Manifest manifest;  // filled only when asked for (with_files)
 
   std::string uri() const { return version_uri(name, version); }
+  // The reference to exactly this version (models:/NAME/VERSION).
+  ModelRef ref() const { return {ModelRef::Kind::version, name, version, ""}; }
 };
 
 struct AliasMove {

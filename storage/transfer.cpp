@@ -312,16 +312,29 @@ std::string human_bytes(uint64_t bytes) {
   return fmt::format("{:.1f} {}", value, units[index]);
 }
 
+namespace {
+
+// The manifest's distinct objects that `target` lacks (counted in `stats`), in manifest order.
+std::vector<Object> plan_transfer(const Manifest& manifest, ObjectStore& target, int jobs, TransferStats& stats) {
+  std::vector<Object> objects = distinct_objects(manifest);
+  stats.objects = objects.size();
+  return missing_objects(objects, target, jobs, stats);
+}
+
+uint64_t bytes_of(const std::vector<Object>& objects) {
+  uint64_t total = 0;
+  for (const auto& object : objects) total += object.size;
+  return total;
+}
+
+}  // namespace
+
 TransferStats upload_objects(const fs::path& dir, const Manifest& manifest, ObjectStore& store,
                              const TransferOptions& options, const TransferObserver& observer) {
   TransferStats stats;
-  std::vector<Object> objects = distinct_objects(manifest);
-  stats.objects = objects.size();
-  std::vector<Object> missing = missing_objects(objects, store, options.jobs, stats);
+  std::vector<Object> missing = plan_transfer(manifest, store, options.jobs, stats);
   Notifier notify(observer);
-  uint64_t total = 0;
-  for (const auto& object : missing) total += object.size;
-  notify.start(total);
+  notify.start(bytes_of(missing));
   std::mutex stats_mutex;
   move_objects(missing, options, [&](const Object& object, const TransferOptions& options) {
     fs::path path = dir / object.path;
@@ -339,13 +352,9 @@ TransferStats upload_objects(const fs::path& dir, const Manifest& manifest, Obje
 TransferStats copy_objects(ObjectStore& from, ObjectStore& to, const Manifest& manifest,
                            const TransferOptions& options, const TransferObserver& observer) {
   TransferStats stats;
-  std::vector<Object> objects = distinct_objects(manifest);
-  stats.objects = objects.size();
-  std::vector<Object> missing = missing_objects(objects, to, options.jobs, stats);
+  std::vector<Object> missing = plan_transfer(manifest, to, options.jobs, stats);
   Notifier notify(observer);
-  uint64_t total = 0;
-  for (const auto& object : missing) total += object.size;
-  notify.start(total);
+  notify.start(bytes_of(missing));
   std::mutex stats_mutex;
   move_objects(missing, options, [&](const Object& object, const TransferOptions& options) {
     const std::string key = object_key(object.sha256);
