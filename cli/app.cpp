@@ -3,12 +3,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <filesystem>
 #include <memory>
 #include <new>
+#include <string>
 
 #include <fmt/format.h>
 
@@ -134,11 +136,27 @@ bool needs_model_runtime(int argc, char** argv) {
   return false;
 }
 
+// libgomp and glibc read these when recmodel-torch starts, so they are set before the exec; a value
+// the user set wins.
+void prepare_model_runtime_environment() {
+  // libgomp's idle workers spin after every parallel region on the cores OpenBLAS's threads need for
+  // the next sgemm; sleeping workers made training 3x faster on 2 cores (28 -> 94 samples/s).
+  ::setenv("OMP_WAIT_POLICY", "PASSIVE", /*overwrite=*/0);
+  // Transparent huge pages for the heap (where tune_allocator keeps tensors): fewer page faults.
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  std::string value = tunables ? tunables : "";
+  if (value.find("glibc.malloc.hugetlb") == std::string::npos) {
+    value += std::string(value.empty() ? "" : ":") + "glibc.malloc.hugetlb=1";
+    ::setenv("GLIBC_TUNABLES", value.c_str(), /*overwrite=*/1);
+  }
+}
+
 // Replaces this process with recmodel-torch (beside this binary) on the same arguments.
 int exec_model_runtime(char** argv) {
   std::error_code ec;
   const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
   const std::filesystem::path runtime = (ec ? std::filesystem::path(argv[0]) : self).parent_path() / "recmodel-torch";
+  prepare_model_runtime_environment();
   ::execv(runtime.c_str(), argv);
   return report(ExitCode::internal, fmt::format("cannot run {}: {}; the model commands live in recmodel-torch "
                                                 "beside recmodel (reinstall recmodel)",

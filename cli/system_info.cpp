@@ -2,7 +2,9 @@
 
 #include <dlfcn.h>
 #include <link.h>
+#include <malloc.h>
 
+#include <climits>
 #include <thread>
 
 #include <torch/torch.h>
@@ -39,7 +41,18 @@ BlasInfo detect_blas() {
   return info;
 }
 
-void use_threads(int threads) { torch::set_num_threads(threads > 0 ? threads : 1); }
+void use_threads(int threads) {
+  threads = threads > 0 ? threads : 1;
+  torch::set_num_threads(threads);
+  // libtorch calls sgemm from its own threads and OpenBLAS runs a second pool inside it.
+  using SetThreadsFn = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(threads);
+}
+
+void tune_allocator() {
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);  // serve tensors from the heap, not fresh mmaps
+  mallopt(M_TRIM_THRESHOLD, INT_MAX);  // and keep the heap's top instead of trimming it each step
+}
 
 nlohmann::json version_info() {
   BlasInfo blas = detect_blas();

@@ -10,6 +10,7 @@
 #include "commands/train.h"
 
 int main(int argc, char** argv) {
+  recmodel::tune_allocator();
   recmodel::ModelRuntime runtime;
   runtime.commands = {{"init", recmodel::register_init},         {"train", recmodel::register_train},
                       {"evaluate", recmodel::register_evaluate}, {"predict", recmodel::register_predict},

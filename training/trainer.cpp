@@ -23,7 +23,7 @@ namespace recmodel::training {
 
 namespace {
 
-constexpr int kCheckpointFormatVersion = 1;
+constexpr int kCheckpointFormatVersion = 2;  // 2: recmodel's fused AdamW state
 
 using Clock = std::chrono::steady_clock;
 
@@ -63,10 +63,6 @@ bool no_decay(const std::string& name) {
     return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
   return ends_with(".bias") || name.find("LayerNorm.") != std::string::npos;
-}
-
-void set_learning_rate(torch::optim::AdamW& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 }
 
 model::NamedTensors named_parameters(model::BertForSequenceClassification& model) {
@@ -135,15 +131,10 @@ Trainer::Trainer(TrainConfig config, model::LoadedModel& loaded, const data::Pre
     fail<UsageError>("--patience needs a dev split to watch; {} has none", dataset_.dir.string());
 
   loaded_.model->to(device_);
-  std::vector<torch::Tensor> decay, plain;
+  ParamGroup decay{{}, config_.weight_decay}, plain{{}, 0.0};
   for (const auto& item : loaded_.model->named_parameters())
-    (no_decay(item.key()) ? plain : decay).push_back(item.value());
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
-                                 torch::optim::AdamWOptions(config_.lr).weight_decay(config_.weight_decay)));
-  groups.emplace_back(plain, std::make_unique<torch::optim::AdamWOptions>(
-                                 torch::optim::AdamWOptions(config_.lr).weight_decay(0.0)));
-  optimizer_ = std::make_unique<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(config_.lr));
+    (no_decay(item.key()) ? plain : decay).params.push_back(item.value());
+  optimizer_ = std::make_unique<AdamW>(std::vector<ParamGroup>{std::move(decay), std::move(plain)});
 }
 
 void Trainer::check_metric_applies() const {
@@ -260,11 +251,7 @@ void Trainer::truncate_log(int64_t after_step) {
 void Trainer::save_checkpoint(const State& state) {
   StagingDir staging(work_dir_ / "checkpoint", /*replace=*/true);
   model::write_safetensors(staging.path() / "model.safetensors", named_parameters(loaded_.model));
-  {
-    torch::serialize::OutputArchive archive;
-    optimizer_->save(archive);
-    archive.save_to((staging.path() / "optimizer.pt").string());
-  }
+  optimizer_->save(staging.path() / "optimizer.pt");
   torch::Tensor rng;
   {
     auto generator = at::detail::getDefaultCPUGenerator();
@@ -310,11 +297,7 @@ void Trainer::load_checkpoint(State& state) {
   if (!changed.empty())
     fail<UsageError>("--resume needs the settings of the interrupted run: {}", fmt::format("{}", fmt::join(changed, "; ")));
   load_parameters(loaded_.model, dir / "model.safetensors");
-  {
-    torch::serialize::InputArchive archive;
-    archive.load_from((dir / "optimizer.pt").string(), device_);
-    optimizer_->load(archive);
-  }
+  optimizer_->load(dir / "optimizer.pt", device_);
   torch::Tensor rng;
   torch::load(rng, (dir / "rng.pt").string());
   {
@@ -412,6 +395,7 @@ TrainResult Trainer::run(bool resume, const std::function<void(const StepReport&
     if (config_.patience > 0 && state.evals_without_improvement >= config_.patience) state.stopped_early = true;
   };
 
+  const std::vector<torch::Tensor> parameters = model->parameters();
   model->train();
   for (; state.epoch < config_.epochs && !state.stopped_early; ++state.epoch, state.next_batch = 0) {
     const BatchPlan plan = plan_training_epoch(train_, config_.batch_size, config_.seed, static_cast<uint64_t>(state.epoch));
@@ -438,13 +422,8 @@ TrainResult Trainer::run(bool resume, const std::function<void(const StepReport&
         interval_tokens += static_cast<uint64_t>(batch.tokens);
         state.tokens += static_cast<uint64_t>(batch.tokens);
       }
-      if (loss_scale != 1.0) {
-        for (auto& p : model->parameters())
-          if (p.grad().defined()) p.grad().mul_(1.0 / loss_scale);
-      }
-      double grad_norm = config_.max_grad_norm > 0
-                             ? torch::nn::utils::clip_grad_norm_(model->parameters(), config_.max_grad_norm)
-                             : torch::nn::utils::clip_grad_norm_(model->parameters(), 1e30);
+      // Unscaling (fp16) and clipping are folded into the optimizer's pass over the gradients.
+      const double grad_norm = gradient_norm(parameters) / loss_scale;
       if (!std::isfinite(grad_norm)) {
         if (config_.precision == "fp16") {
           // fp16 overflow: skip this step at a smaller loss scale, as torch.cuda.amp.GradScaler does.
@@ -463,8 +442,12 @@ TrainResult Trainer::run(bool resume, const std::function<void(const StepReport&
         good_steps_at_scale = 0;
       }
       const double lr = config_.lr * linear_schedule(state.step, warmup, total_steps);
-      set_learning_rate(*optimizer_, lr);
-      optimizer_->step();
+      double grad_scale = 1.0 / loss_scale;
+      if (config_.max_grad_norm > 0) {
+        const double clip = config_.max_grad_norm / (grad_norm + 1e-6);  // as torch's clip_grad_norm_
+        if (clip < 1) grad_scale *= clip;
+      }
+      optimizer_->step(lr, grad_scale);
       optimizer_->zero_grad();
       ++state.step;
       state.next_batch = last;

@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "data/prepared_dataset.h"
 #include "model/checkpoint.h"
+#include "training/adamw.h"
 
 namespace recmodel::training {
 
@@ -119,7 +120,7 @@ class Trainer {
   data::DatasetSplit train_;
   std::optional<data::DatasetSplit> dev_;
   torch::Device device_;
-  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<AdamW> optimizer_;
 };
 
 }  // namespace recmodel::training
