@@ -1,8 +1,14 @@
 #include "commands/tokenize.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
+#include <cstring>
+#include <exception>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -11,7 +17,6 @@
 #include "commands/tokenizer_source.h"
 #include "common/error.h"
 #include "common/line_reader.h"
-#include "common/parallel.h"
 #include "tokenizer/unicode.h"
 
 namespace recmodel {
@@ -29,57 +34,90 @@ struct TokenizeOptions {
   std::string write_tokenizer;
 };
 
+// A line's texts; views into the block being tokenized (or into `storage`, for JSONL).
 struct Line {
-  size_t number;
-  std::string text;
-  std::optional<std::string> pair;
+  std::string_view text;
+  std::optional<std::string_view> pair;
+  std::string storage_text, storage_pair;
 };
 
-// Lines are tokenized in blocks of this many bytes so all threads have work.
+// Input is read in blocks of whole lines of about this many bytes; all threads split, parse,
+// tokenize and format a block's lines, so the only serial work is one read and one write per block.
 constexpr size_t kBlockBytes = 4 << 20;
 
-Line parse_line(const TokenizeOptions& options, const std::string& name, size_t number, std::string raw) {
-  Line line{number, {}, std::nullopt};
+// Fills `line` from one input line; returns what is wrong with it, or "" when it is usable.
+std::string parse_line(const TokenizeOptions& options, std::string_view raw, Line& line) {
+  line.pair.reset();
   if (options.jsonl) {
     nlohmann::json doc;
     try {
       doc = nlohmann::json::parse(raw);
     } catch (const nlohmann::json::exception& e) {
-      fail<DataError>("{}:{}: not a JSON object: {}", name, number, e.what());
+      return fmt::format("not a JSON object: {}", e.what());
     }
     if (!doc.is_object() || !doc.contains("text") || !doc["text"].is_string())
-      fail<DataError>("{}:{}: expected an object with a string \"text\" (and optional \"pair\")", name, number);
-    line.text = doc["text"].get<std::string>();
+      return "expected an object with a string \"text\" (and optional \"pair\")";
+    line.storage_text = doc["text"].get<std::string>();
+    line.text = line.storage_text;
     if (doc.contains("pair") && !doc["pair"].is_null()) {
-      if (!doc["pair"].is_string()) fail<DataError>("{}:{}: \"pair\" must be a string", name, number);
-      line.pair = doc["pair"].get<std::string>();
+      if (!doc["pair"].is_string()) return "\"pair\" must be a string";
+      line.storage_pair = doc["pair"].get<std::string>();
+      line.pair = line.storage_pair;
     }
-    return line;
+    return {};
   }
   if (size_t invalid = unicode::find_invalid_utf8(raw); invalid != std::string_view::npos)
-    fail<DataError>("{}:{}: invalid UTF-8 at byte {}; re-encode the input as UTF-8", name, number, invalid + 1);
+    return fmt::format("invalid UTF-8 at byte {}; re-encode the input as UTF-8", invalid + 1);
   if (options.pair) {
     size_t tab = raw.find('\t');
-    if (tab == std::string::npos)
-      fail<DataError>("{}:{}: --pair expects two texts separated by a TAB; found none", name, number);
+    if (tab == std::string::npos) return "--pair expects two texts separated by a TAB; found none";
     line.text = raw.substr(0, tab);
     line.pair = raw.substr(tab + 1);
   } else {
-    line.text = std::move(raw);
+    line.text = raw;
   }
-  return line;
+  return {};
 }
 
 void append_ints(std::string& out, const std::vector<int32_t>& values) {
   out += '[';
   for (size_t i = 0; i < values.size(); ++i) {
     if (i) out += ',';
-    out += fmt::format_int(values[i]).c_str();
+    const fmt::format_int digits(values[i]);
+    out.append(digits.data(), digits.size());
   }
   out += ']';
 }
 
-void format_encoding(std::string& out, const tokenizer::Encoding& encoding, bool with_types, bool ids_only) {
+// Appends `text` (valid UTF-8) as a JSON string, escaped as nlohmann::json::dump escapes it.
+void append_json_string(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (byte < 0x20) {
+          out += "\\u00";
+          out += kHex[byte >> 4];
+          out += kHex[byte & 15];
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+}
+
+void format_encoding(std::string& out, const tokenizer::Encoding& encoding, const tokenizer::Vocab& vocab,
+                     bool with_types, bool ids_only) {
   out += "{\"ids\":";
   append_ints(out, encoding.ids);
   if (with_types) {
@@ -88,9 +126,9 @@ void format_encoding(std::string& out, const tokenizer::Encoding& encoding, bool
   }
   if (!ids_only) {
     out += ",\"tokens\":[";
-    for (size_t i = 0; i < encoding.tokens.size(); ++i) {
+    for (size_t i = 0; i < encoding.ids.size(); ++i) {
       if (i) out += ',';
-      out += nlohmann::json(encoding.tokens[i]).dump();
+      append_json_string(out, vocab.token(encoding.ids[i]));
     }
     out += ']';
   }
@@ -119,36 +157,88 @@ void run_tokenize(const TokenizeOptions& options, const Console& console) {
 
   LineReader reader(options.input);
   ProgressBar progress(console, "tokenize", reader.size_bytes(), "B");
-  std::vector<Line> block;
-  std::vector<std::string> rendered;
-  std::string raw;
-  const int threads = console.threads();
-  auto flush = [&]() {
-    rendered.assign(block.size(), std::string());
-    // Contiguous slices per thread keep output order equal to input order.
-    parallel_ranges(block.size(), threads, [&](size_t begin, size_t end) {
-      for (size_t i = begin; i < end; ++i) {
-        const Line& line = block[i];
-        tokenizer::Encoding encoding =
-            tokenizer.encode(line.text, line.pair ? std::optional<std::string_view>(*line.pair) : std::nullopt,
-                             max_length, !options.no_special, !options.ids_only);
-        format_encoding(rendered[i], encoding, line.pair.has_value(), options.ids_only);
-      }
-    });
-    for (const auto& text : rendered) std::fwrite(text.data(), 1, text.size(), stdout);
-    block.clear();
-    progress.update(reader.bytes_read());
+  const size_t threads = static_cast<size_t>(std::max(console.threads(), 1));
+  // Each block is cut into more slices than threads, taken in order from a counter, so a thread
+  // that drew cheap lines takes another slice instead of waiting; the main thread meanwhile reads
+  // the next block. Slices are written in order, so output order is input order.
+  const size_t slices_per_block = threads == 1 ? 1 : threads * 8;
+  std::string_view block, next_block;
+  std::vector<std::string> rendered(slices_per_block);
+  std::vector<size_t> slice_lines(slices_per_block);
+  std::vector<std::exception_ptr> errors(slices_per_block);
+  size_t lines_before = 0;
+
+  // The first line that starts at or after byte `at` of the block.
+  auto line_start_from = [&](size_t at) -> size_t {
+    if (at == 0 || at >= block.size()) return std::min(at, block.size());
+    if (block[at - 1] == '\n') return at;
+    const void* newline = std::memchr(block.data() + at, '\n', block.size() - at);
+    return newline ? static_cast<size_t>(static_cast<const char*>(newline) - block.data()) + 1 : block.size();
   };
-  size_t block_bytes = 0;
-  while (reader.next(raw)) {
-    block_bytes += raw.size();
-    block.push_back(parse_line(options, reader.name(), reader.line_number(), std::move(raw)));
-    if (block_bytes >= kBlockBytes) {
-      flush();
-      block_bytes = 0;
+  auto tokenize_slice = [&](size_t slice, size_t slices) {
+    const size_t end = line_start_from(block.size() * (slice + 1) / slices);
+    std::string& out = rendered[slice];
+    out.clear();
+    size_t lines = 0;
+    Line line;
+    tokenizer::Encoding encoding;
+    for (size_t at = line_start_from(block.size() * slice / slices); at < end; ++lines) {
+      const void* newline = std::memchr(block.data() + at, '\n', end - at);
+      const size_t next = newline ? static_cast<size_t>(static_cast<const char*>(newline) - block.data()) + 1 : end;
+      std::string_view raw(block.data() + at, next - at);
+      if (!raw.empty() && raw.back() == '\n') raw.remove_suffix(1);
+      if (!raw.empty() && raw.back() == '\r') raw.remove_suffix(1);
+      if (std::string problem = parse_line(options, raw, line); !problem.empty()) {
+        // Line numbers are counted only here, on the way out.
+        const size_t number = lines_before + 1 + static_cast<size_t>(std::count(block.data(), block.data() + at, '\n'));
+        fail<DataError>("{}:{}: {}", reader.name(), number, problem);
+      }
+      tokenizer.encode_into(line.text, line.pair, max_length, !options.no_special, false, encoding);
+      format_encoding(out, encoding, tokenizer.vocab(), line.pair.has_value(), options.ids_only);
+      at = next;
     }
+    slice_lines[slice] = lines;
+  };
+
+  bool have_block = reader.next_block(block, kBlockBytes);
+  while (have_block) {
+    const size_t slices = std::min(slices_per_block, std::max<size_t>(1, block.size() / 4096));
+    std::atomic<size_t> next_slice{0};
+    std::atomic<bool> failed{false};
+    auto work = [&] {
+      for (size_t slice; !failed && (slice = next_slice++) < slices;) {
+        try {
+          tokenize_slice(slice, slices);
+        } catch (...) {
+          errors[slice] = std::current_exception();
+          failed = true;  // slices before this one were taken earlier and still finish
+        }
+      }
+    };
+    std::exception_ptr read_error;
+    bool have_next = false;
+    {
+      std::vector<std::thread> pool;
+      for (size_t t = 0; t < std::min(threads, slices); ++t) pool.emplace_back(work);
+      try {
+        have_next = reader.next_block(next_block, kBlockBytes);
+      } catch (...) {
+        read_error = std::current_exception();
+      }
+      for (auto& thread : pool) thread.join();
+    }
+    // The first failing slice holds the input's first bad line.
+    for (size_t slice = 0; slice < slices; ++slice)
+      if (errors[slice]) std::rethrow_exception(errors[slice]);
+    for (size_t slice = 0; slice < slices; ++slice) {
+      std::fwrite(rendered[slice].data(), 1, rendered[slice].size(), stdout);
+      lines_before += slice_lines[slice];
+    }
+    if (read_error) std::rethrow_exception(read_error);
+    progress.update(reader.bytes_read());
+    std::swap(block, next_block);
+    have_block = have_next;
   }
-  flush();
   progress.finish();
   if (std::fflush(stdout) != 0 || std::ferror(stdout)) fail<DataError>("cannot write to stdout");
 }

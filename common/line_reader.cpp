@@ -1,10 +1,13 @@
 #include "common/line_reader.h"
 
+#include <sys/mman.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "common/error.h"
 
@@ -23,12 +26,14 @@ LineReader::LineReader(const std::string& path) {
     if (!file_) fail<DataError>("{}: cannot open: {}", path, std::strerror(errno));
     owns_ = true;
     name_ = path;
-    size_ = S_ISREG(info.st_mode) ? static_cast<size_t>(info.st_size) : 0;
+    regular_ = S_ISREG(info.st_mode);
+    size_ = regular_ ? static_cast<size_t>(info.st_size) : 0;
     std::setvbuf(file_, nullptr, _IOFBF, 1 << 20);
   }
 }
 
 LineReader::~LineReader() {
+  if (mapped_) ::munmap(const_cast<char*>(mapped_), size_);
   std::free(buffer_);
   if (owns_) std::fclose(file_);
 }
@@ -46,6 +51,69 @@ bool LineReader::next(std::string& line) {
   if (length && buffer_[length - 1] == '\r') --length;
   line.assign(buffer_, length);
   ++line_number_;
+  return true;
+}
+
+
+bool LineReader::next_block(std::string_view& block, size_t bytes) {
+  if (regular_ && size_ > 0 && !mapped_ && bytes_read_ == 0) {
+    void* map = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, ::fileno(file_), 0);
+    if (map != MAP_FAILED) {
+      ::madvise(map, size_, MADV_SEQUENTIAL);
+      mapped_ = static_cast<const char*>(map);
+    }
+  }
+  if (mapped_) {
+    if (mapped_at_ >= size_) return false;
+    size_t end = std::min(size_, mapped_at_ + bytes);
+    if (end < size_ && mapped_[end - 1] != '\n') {
+      const void* newline = std::memchr(mapped_ + end, '\n', size_ - end);
+      end = newline ? static_cast<size_t>(static_cast<const char*>(newline) - mapped_) + 1 : size_;
+    }
+    block = std::string_view(mapped_ + mapped_at_, end - mapped_at_);
+    bytes_read_ += block.size();
+    mapped_at_ = end;
+    return true;
+  }
+  // A pipe (or a file that cannot be mapped): the cut line first, then fresh bytes, until the
+  // buffer ends in a newline or the input ends.
+  std::unique_ptr<char[]>& buffer = blocks_[turn_];
+  size_t& capacity = block_capacity_[turn_];
+  turn_ ^= 1;
+  auto reserve = [&](size_t wanted, size_t keep) {
+    if (wanted <= capacity) return;
+    std::unique_ptr<char[]> grown(new char[wanted]);
+    if (keep) std::memcpy(grown.get(), buffer.get(), keep);
+    buffer = std::move(grown);
+    capacity = wanted;
+  };
+  reserve(carry_.size() + bytes, 0);
+  size_t size = carry_.size();
+  if (size) std::memcpy(buffer.get(), carry_.data(), size);
+  carry_.clear();
+  size_t last_newline = std::string_view::npos;
+  for (;;) {
+    const size_t got = std::fread(buffer.get() + size, 1, capacity - size, file_);
+    if (std::ferror(file_)) fail<DataError>("{}: read error after {} bytes", name_, bytes_read_ + size);
+    const size_t before = size;
+    size += got;
+    if (size < capacity) break;  // end of input
+    const void* newline = nullptr;
+    for (size_t at = size; at > before && !newline; --at)
+      if (buffer[at - 1] == '\n') newline = buffer.get() + at - 1;
+    if (newline) {
+      last_newline = static_cast<size_t>(static_cast<const char*>(newline) - buffer.get());
+      break;
+    }
+    reserve(capacity * 2, size);  // one line longer than the buffer
+  }
+  if (last_newline != std::string_view::npos) {
+    carry_.assign(buffer.get() + last_newline + 1, size - last_newline - 1);
+    size = last_newline + 1;
+  }
+  if (size == 0) return false;
+  block = std::string_view(buffer.get(), size);
+  bytes_read_ += size;
   return true;
 }
 

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstdio>
+#include <memory>
 #include <string>
+#include <string_view>
 
 namespace recmodel {
 
@@ -16,6 +18,14 @@ class LineReader {
 
   // Reads the next line without its "\n" (and a "\r" before it); false at end of input.
   bool next(std::string& line);
+  // Sets `block` to the next whole lines, "\n" included (the last may lack it at end of input):
+  // about `bytes` of them (a line is never cut, so a block may be longer or a little shorter);
+  // false at end of input. The view stays valid
+  // until the call after next, so one block can be worked on while the next is read. A regular
+  // file is memory-mapped (no copy); a pipe is read into two alternating buffers. For callers that
+  // split and parse lines in parallel and count lines themselves (line_number() stays put). Do not
+  // mix with next().
+  bool next_block(std::string_view& block, size_t bytes);
   // Returns the 1-based number of the line last returned.
   size_t line_number() const { return line_number_; }
   // Returns the name used in messages ("<stdin>" or the path).
@@ -34,6 +44,15 @@ class LineReader {
   size_t line_number_ = 0;
   size_t size_ = 0;
   size_t bytes_read_ = 0;
+  bool regular_ = false;
+  // next_block on a regular file: the mapping and the offset of the next block.
+  const char* mapped_ = nullptr;
+  size_t mapped_at_ = 0;
+  // next_block on a pipe: alternating buffers, and the start of a line the last read cut.
+  std::unique_ptr<char[]> blocks_[2];
+  size_t block_capacity_[2] = {0, 0};
+  int turn_ = 0;
+  std::string carry_;
 };
 
 }  // namespace recmodel

@@ -204,6 +204,7 @@ struct Scratch {
   std::vector<char32_t> decomposed;
   std::string word;
   std::string lookup;
+  std::vector<int32_t> first, second;  // encode_into's two texts before truncation
 };
 thread_local Scratch scratch;
 
@@ -418,11 +419,21 @@ std::vector<std::string> BertTokenizer::tokenize(std::string_view text) const {
 
 Encoding BertTokenizer::encode(std::string_view text, std::optional<std::string_view> pair, size_t max_length,
                                bool add_special_tokens, bool with_tokens) const {
-  std::vector<int32_t> first, second;
+  Encoding encoding;
+  encode_into(text, pair, max_length, add_special_tokens, with_tokens, encoding);
+  return encoding;
+}
+
+void BertTokenizer::encode_into(std::string_view text, std::optional<std::string_view> pair, size_t max_length,
+                                bool add_special_tokens, bool with_tokens, Encoding& encoding) const {
+  std::vector<int32_t>& first = scratch.first;
+  std::vector<int32_t>& second = scratch.second;
+  first.clear();
+  second.clear();
   tokenize_ids(text, first);
   if (pair) tokenize_ids(*pair, second);
 
-  Encoding encoding;
+  encoding.truncated = 0;
   const size_t specials = add_special_tokens ? (pair ? 3 : 2) : 0;
   if (max_length > 0) {
     if (max_length < specials + 1)
@@ -453,6 +464,7 @@ Encoding BertTokenizer::encode(std::string_view text, std::optional<std::string_
 
   auto& ids = encoding.ids;
   auto& types = encoding.type_ids;
+  ids.clear();
   ids.reserve(first.size() + second.size() + specials);
   if (add_special_tokens) ids.push_back(cls_id_);
   ids.insert(ids.end(), first.begin(), first.end());
@@ -464,11 +476,11 @@ Encoding BertTokenizer::encode(std::string_view text, std::optional<std::string_
     types.resize(ids.size(), 1);
   }
   encoding.attention_mask.assign(ids.size(), 1);
+  encoding.tokens.clear();
   if (with_tokens) {
     encoding.tokens.reserve(ids.size());
     for (int32_t id : ids) encoding.tokens.push_back(vocab_.token(id));
   }
-  return encoding;
 }
 
 nlohmann::json BertTokenizer::tokenizer_json() const {

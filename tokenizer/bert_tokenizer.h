@@ -101,6 +101,9 @@ class BertTokenizer {
   // longest-first truncation to `max_length` (0: no truncation).
   Encoding encode(std::string_view text, std::optional<std::string_view> pair, size_t max_length,
                   bool add_special_tokens = true, bool with_tokens = false) const;
+  // The same into `out`, reusing its buffers (no allocation per text once they have grown).
+  void encode_into(std::string_view text, std::optional<std::string_view> pair, size_t max_length,
+                   bool add_special_tokens, bool with_tokens, Encoding& out) const;
 
   const Vocab& vocab() const { return vocab_; }
   const TokenizerConfig& config() const { return config_; }

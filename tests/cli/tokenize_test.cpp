@@ -1,6 +1,8 @@
 // `recmodel tokenize`: JSONL per input line, pairs, truncation, errors.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "tests/support.h"
@@ -113,4 +115,31 @@ TEST_CASE("tokenize gives the same output with one thread and with many") {
   CHECK(one.exit_code == 0);
   CHECK(one.out == many.out);
   CHECK(std::count(one.out.begin(), one.out.end(), '\n') == 3000);
+}
+
+TEST_CASE("tokenize reads a file of many blocks as it reads a pipe, and names a bad line deep in it") {
+  Fixture f;
+  std::string text;
+  for (int i = 0; text.size() < (9u << 20); ++i)
+    text += (i % 5 ? "red shoes size 42 and more words\n" : "Red!\tshoe\r\n");
+  t::write_text(f.dir / "big.txt", text);
+  const std::string big = (f.dir / "big.txt").string();
+  auto from_file = t::run_recmodel({"tokenize", "--vocab", f.vocab, "--input", big, "--ids-only", "--threads", "2"});
+  auto from_pipe = t::run_recmodel({"tokenize", "--vocab", f.vocab, "--ids-only", "--threads", "1"}, text);
+  REQUIRE(from_file.exit_code == 0);
+  CHECK(from_file.out == from_pipe.out);
+  CHECK(std::count(from_file.out.begin(), from_file.out.end(), '\n') == std::count(text.begin(), text.end(), '\n'));
+
+  // A bad byte on a line in the third 4 MiB block: the error names that line, whatever the threads.
+  const size_t bad_at = text.find('\n', 17u << 19) + 1;  // the first line starting past 8.5 MiB
+  const size_t line = static_cast<size_t>(std::count(text.begin(), text.begin() + static_cast<long>(bad_at), '\n')) + 1;
+  text.insert(bad_at, "\xff");
+  t::write_text(f.dir / "bad.txt", text);
+  for (const char* threads : {"1", "2"}) {
+    auto bad = t::run_recmodel(
+        {"tokenize", "--vocab", f.vocab, "--input", (f.dir / "bad.txt").string(), "--threads", threads, "--ids-only"});
+    CHECK(bad.exit_code == 3);
+    CHECK(bad.err == "recmodel: error: " + (f.dir / "bad.txt").string() + ":" + std::to_string(line) +
+                         ": invalid UTF-8 at byte 1; re-encode the input as UTF-8\n");
+  }
 }
