@@ -5,6 +5,7 @@
 #include <malloc.h>
 
 #include <climits>
+#include <cstdlib>
 #include <thread>
 
 #include <torch/torch.h>
@@ -56,6 +57,9 @@ void tune_allocator() {
 
 nlohmann::json version_info() {
   BlasInfo blas = detect_blas();
+  using GetThreadsFn = int (*)();
+  auto blas_threads = reinterpret_cast<GetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
   return {
       {"version", RECMODEL_VERSION},
       {"compiler", __VERSION__},
@@ -63,7 +67,13 @@ nlohmann::json version_info() {
       {"threads", torch::get_num_threads()},
       {"libtorch", TORCH_VERSION},
       {"cuda", torch::cuda::is_available()},
-      {"blas", {{"vendor", blas.vendor}, {"library", blas.library}, {"detail", blas.detail}, {"fast", blas.fast}}},
+      {"blas",
+       {{"vendor", blas.vendor},
+        {"library", blas.library},
+        {"detail", blas.detail},
+        {"fast", blas.fast},
+        {"threads", blas_threads ? nlohmann::json(blas_threads()) : nlohmann::json(nullptr)}}},
+      {"openmp_wait_policy", wait_policy ? wait_policy : ""},
   };
 }
 

@@ -17,6 +17,7 @@
 #include "model/checkpoint.h"
 #include "model/predictor.h"
 #include "registry/registry.h"
+#include "tokenizer/bert_tokenizer.h"
 
 namespace recmodel {
 
@@ -86,12 +87,11 @@ std::string dataset_vocab_sha(const fs::path& dir, const nlohmann::json& manifes
   std::string folder = tok && tok->contains("directory") && (*tok)["directory"].is_string()
                            ? (*tok)["directory"].get<std::string>()
                            : "tokenizer";
-  fs::path vocab = dir / folder / "vocab.txt";
   std::error_code ec;
-  if (!fs::exists(vocab, ec))
+  if (!fs::is_directory(dir / folder, ec))
     fail<DataError>("{}: the manifest names no vocabulary (tokenizer.vocab_sha256) and {} is missing", dir.string(),
-                    vocab.string());
-  return sha256_file(vocab);
+                    (dir / folder).string());
+  return tokenizer::BertTokenizer::from_model_dir(dir / folder).vocab().sha256();
 }
 
 Evaluation evaluate_model(const EvaluateOptions& options, const Console& console, Subject& subject) {
@@ -106,11 +106,10 @@ Evaluation evaluate_model(const EvaluateOptions& options, const Console& console
   std::error_code ec;
   if (!fs::is_directory(resolved.path, ec))
     fail<NotFoundError>("{}: no such model directory (--model)", resolved.path.string());
-  fs::path model_vocab = resolved.path / "vocab.txt";
-  if (!fs::exists(model_vocab, ec)) fail<DataError>("{}: no vocab.txt in the model directory", resolved.path.string());
-  std::string model_sha = sha256_file(model_vocab), data_sha = dataset_vocab_sha(data_dir, manifest);
+  const std::string model_sha = tokenizer::BertTokenizer::from_model_dir(resolved.path).vocab().sha256();
+  const std::string data_sha = dataset_vocab_sha(data_dir, manifest);
   if (model_sha != data_sha)
-    fail<DataError>("{} was tokenized with another vocabulary than {} (vocab.txt sha256 {}… vs {}…); prepare the data "
+    fail<DataError>("{} was tokenized with another vocabulary than {} (vocabulary sha256 {}… vs {}…); prepare the data "
                     "again with 'recmodel preprocess --model {}'",
                     data_dir.string(), options.model, data_sha.substr(0, 12), model_sha.substr(0, 12), options.model);
 

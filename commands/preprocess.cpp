@@ -75,7 +75,6 @@ data::PreprocessConfig make_config(const PreprocessOptions& options, const Conso
   config.seed = options.seed;
   config.max_rejected = data::RejectLimit::parse(options.max_rejected);
   config.threads = console.threads();
-  config.vocab_path = options.source.vocab_path(console.options().registry);
   config.tokenizer_source = options.source.model.empty() ? fmt::format("--vocab {}{}", options.source.vocab,
                                                                        options.source.cased ? " --cased" : "")
                                                          : fmt::format("--model {}", options.source.model);

@@ -20,6 +20,7 @@
 #include "metrics/names.h"
 #include "model/checkpoint.h"
 #include "registry/registry.h"
+#include "tokenizer/bert_tokenizer.h"
 
 namespace recmodel {
 
@@ -117,10 +118,9 @@ void run_quantize(QuantizeCommandOptions options, const Console& console) {
       fail<DataError>("{}: the dataset's labels ({}) are not the model's ({}, from {}/config.json) in the same order",
                       options.data, fmt::format("{}", fmt::join(dataset->labels, ", ")),
                       fmt::format("{}", fmt::join(model.config.labels, ", ")), options.model);
-    fs::path vocab = fs::path(options.model) / "vocab.txt";
-    if (fs::exists(vocab) && sha256_file(vocab) != dataset->vocab_sha256)
-      fail<DataError>("{}: was tokenized with another vocabulary than {}; preprocess it with --model {}",
-                      options.data, vocab.string(), options.model);
+    if (tokenizer::BertTokenizer::from_model_dir(options.model).vocab().sha256() != dataset->vocab_sha256)
+      fail<DataError>("{}: was tokenized with another vocabulary than {}'s; preprocess it with --model {}",
+                      options.data, options.model, options.model);
     if (regression && gate_given)
       for (const auto& gate : gates)
         if (gate.metric != "mae" && gate.metric != "rmse")

@@ -32,9 +32,4 @@ tokenizer::BertTokenizer TokenizerSource::load(const std::string& registry) cons
   return tokenizer::BertTokenizer::from_vocab_file(vocab, config);
 }
 
-std::string TokenizerSource::vocab_path(const std::string& registry) const {
-  if (model.empty()) return vocab;
-  return (registry::resolve_model(model, registry).path / "vocab.txt").string();
-}
-
 }  // namespace recmodel

@@ -22,7 +22,6 @@ struct TokenizerSource {
   // $RECMODEL_REGISTRY or the default file).
   tokenizer::BertTokenizer load(const std::string& registry = "") const;
   // Returns the vocab.txt path in use (for hashing into manifests).
-  std::string vocab_path(const std::string& registry = "") const;
 };
 
 }  // namespace recmodel

@@ -540,7 +540,7 @@ nlohmann::ordered_json Pipeline::manifest(const std::vector<std::string>& labels
                   {"group", optional_column(config_.group_column)}};
   m["tokenizer"] = {{"directory", "tokenizer"},
                     {"source", config_.tokenizer_source},
-                    {"vocab_sha256", config_.vocab_path.empty() ? ojson() : ojson(sha256_file(config_.vocab_path))},
+                    {"vocab_sha256", tokenizer_.vocab().sha256()},
                     {"vocab_size", tokenizer_.vocab().size()},
                     {"settings", ojson::parse(tokenizer_.config().to_json().dump())}};
   m["max_length"] = config_.max_length;

@@ -61,7 +61,6 @@ struct PreprocessConfig {
   uint64_t seed = 42;
   RejectLimit max_rejected;
   int threads = 1;
-  fs::path vocab_path;       // the vocab.txt in use, hashed into the manifest
   std::string tokenizer_source;  // how the tokenizer was chosen, for the manifest ("--vocab FILE")
 };
 

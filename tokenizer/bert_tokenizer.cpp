@@ -145,6 +145,15 @@ Vocab Vocab::load(const fs::path& path) {
   return from_tokens(std::move(tokens));
 }
 
+std::string Vocab::sha256() const {
+  std::string text;
+  for (const auto& token : tokens_) {
+    text += token;
+    text += '\n';
+  }
+  return sha256_hex(text);
+}
+
 int32_t Vocab::find(std::string_view token) const {
   if (slots_.empty()) return -1;
   const uint64_t h = hash(token);
@@ -188,11 +197,71 @@ BertTokenizer BertTokenizer::from_vocab_file(const fs::path& vocab_path, Tokeniz
 }
 
 BertTokenizer BertTokenizer::from_model_dir(const fs::path& dir) {
-  fs::path vocab = dir / "vocab.txt";
-  if (!fs::exists(vocab)) fail<NotFoundError>("{}: no vocab.txt in the model directory", dir.string());
+  const fs::path vocab = dir / "vocab.txt", tokenizer_json = dir / "tokenizer.json";
+  std::error_code ec;
   TokenizerConfig config;
-  if (fs::exists(dir / "tokenizer_config.json")) config = TokenizerConfig::from_json_file(dir / "tokenizer_config.json");
-  return from_vocab_file(vocab, std::move(config));
+  if (fs::exists(dir / "tokenizer_config.json", ec))
+    config = TokenizerConfig::from_json_file(dir / "tokenizer_config.json");
+  if (fs::exists(vocab, ec)) return from_vocab_file(vocab, std::move(config));
+  if (fs::exists(tokenizer_json, ec)) return from_tokenizer_json(tokenizer_json, std::move(config));
+  fail<NotFoundError>("{}: no vocab.txt or tokenizer.json in the model directory", dir.string());
+}
+
+BertTokenizer BertTokenizer::from_tokenizer_json(const fs::path& path, TokenizerConfig config) {
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    fail<DataError>("{}: not valid JSON: {}", path.string(), e.what());
+  }
+  auto type_of = [](const nlohmann::json& node) -> std::string {
+    if (node.is_null()) return "none";
+    return node.is_object() && node.contains("type") && node["type"].is_string() ? node["type"].get<std::string>()
+                                                                                 : "unknown";
+  };
+  const nlohmann::json model = doc.value("model", nlohmann::json());
+  if (type_of(model) != "WordPiece")
+    fail<DataError>("{}: the tokenizer model is {}; recmodel reads BERT WordPiece tokenizers", path.string(),
+                    type_of(model));
+  if (model.value("continuing_subword_prefix", std::string(kContinuationPrefix)) != kContinuationPrefix)
+    fail<DataError>("{}: continuing_subword_prefix is \"{}\"; BERT's WordPiece uses \"##\"", path.string(),
+                    model["continuing_subword_prefix"].get<std::string>());
+  if (model.value("max_input_chars_per_word", kMaxInputCharsPerWord) != kMaxInputCharsPerWord)
+    fail<DataError>("{}: max_input_chars_per_word is {}; recmodel's WordPiece uses BERT's {}", path.string(),
+                    model["max_input_chars_per_word"].dump(), kMaxInputCharsPerWord);
+  if (model.contains("unk_token") && model["unk_token"].is_string()) config.unk_token = model["unk_token"];
+
+  const nlohmann::json normalizer = doc.value("normalizer", nlohmann::json());
+  if (type_of(normalizer) != "BertNormalizer")
+    fail<DataError>("{}: the normalizer is {}; recmodel reads BERT tokenizers (BertNormalizer)", path.string(),
+                    type_of(normalizer));
+  if (!normalizer.value("clean_text", true))
+    fail<DataError>("{}: BertNormalizer with clean_text false is not supported", path.string());
+  config.do_lower_case = normalizer.value("lowercase", true);
+  config.tokenize_chinese_chars = normalizer.value("handle_chinese_chars", true);
+  if (normalizer.contains("strip_accents") && normalizer["strip_accents"].is_boolean())
+    config.strip_accents = normalizer["strip_accents"].get<bool>();
+  else
+    config.strip_accents.reset();
+  const std::string pre_tokenizer = type_of(doc.value("pre_tokenizer", nlohmann::json()));
+  if (pre_tokenizer != "BertPreTokenizer")
+    fail<DataError>("{}: the pre-tokenizer is {}; recmodel reads BERT tokenizers (BertPreTokenizer)", path.string(),
+                    pre_tokenizer);
+
+  const nlohmann::json& entries = model.contains("vocab") ? model["vocab"] : nlohmann::json();
+  if (!entries.is_object() || entries.empty())
+    fail<DataError>("{}: model.vocab is not a token-to-id object", path.string());
+  std::vector<std::string> tokens(entries.size());
+  std::vector<bool> seen(entries.size(), false);
+  for (const auto& [token, id] : entries.items()) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= static_cast<int64_t>(tokens.size()) ||
+        seen[id.get<size_t>()])
+      fail<DataError>("{}: model.vocab ids must be 0..{} once each; \"{}\" has {}", path.string(),
+                      tokens.size() - 1, token, id.dump());
+    seen[id.get<size_t>()] = true;
+    tokens[id.get<size_t>()] = token;
+  }
+  return BertTokenizer(Vocab::from_tokens(std::move(tokens)), std::move(config));
 }
 
 namespace {

@@ -51,6 +51,10 @@ class Vocab {
   int32_t find(std::string_view token) const;
   const std::string& token(int32_t id) const { return tokens_.at(static_cast<size_t>(id)); }
   const std::vector<std::string>& tokens() const { return tokens_; }
+  // SHA-256 of the vocabulary as vocab.txt holds it (tokens in id order, each ending in "\n"):
+  // the file's own hash for a vocab.txt written that way, and the same value for a tokenizer.json
+  // with the same tokens. Datasets and models are matched on it.
+  std::string sha256() const;
   // The longest entry in bytes: no WordPiece match can be longer.
   size_t max_token_bytes() const { return max_token_bytes_; }
 
@@ -84,8 +88,13 @@ class BertTokenizer {
   BertTokenizer(Vocab vocab, TokenizerConfig config);
   // Loads vocab.txt with the given settings.
   static BertTokenizer from_vocab_file(const fs::path& vocab_path, TokenizerConfig config);
-  // Loads vocab.txt and tokenizer_config.json (if present) from a model directory.
+  // Loads a model directory's tokenizer: vocab.txt with tokenizer_config.json's settings, or, in a
+  // folder that has no vocab.txt, Hugging Face's tokenizer.json (its WordPiece vocabulary and
+  // BertNormalizer settings; tokenizer_config.json for the rest).
   static BertTokenizer from_model_dir(const fs::path& dir);
+  // Reads a tokenizer.json of a BERT WordPiece tokenizer; anything else (another model type,
+  // normalizer or pre-tokenizer) is refused with DataError saying what was found.
+  static BertTokenizer from_tokenizer_json(const fs::path& path, TokenizerConfig config);
 
   // Normalizes and pre-tokenizes `text` into words (BertNormalizer + BertPreTokenizer),
   // without special-token handling or WordPiece. Used by the vocabulary builder.

@@ -241,7 +241,7 @@ TEST_CASE("evaluate refuses a dataset tokenized with another vocabulary") {
   auto e = t::run_recmodel({"evaluate", "--model", f.model, "--data", f.path("other")});
   CHECK(e.exit_code == 3);
   CHECK(e.err.rfind("recmodel: error: " + f.path("other") + " was tokenized with another vocabulary than " + f.model +
-                        " (vocab.txt sha256 ",
+                        " (vocabulary sha256 ",
                     0) == 0);
   CHECK(e.err.find("prepare the data again with 'recmodel preprocess --model " + f.model + "'") != std::string::npos);
   auto record = t::run_recmodel({"evaluate", "--model", f.model, "--data", f.data, "--record"});

@@ -44,6 +44,15 @@ TEST_CASE("--version names the version and the BLAS, as text and as JSON") {
   else CHECK(json.err.find("install libopenblas0-pthread") != std::string::npos);
 }
 
+TEST_CASE("the model runtime gets sleeping OpenMP workers and --threads sizes the BLAS pool, unless the user chose") {
+  auto doc = nlohmann::json::parse(t::run_recmodel({"--version", "--json", "--threads", "1"}).out);
+  CHECK(doc["openmp_wait_policy"] == "PASSIVE");
+  CHECK(doc["threads"] == 1);
+  if (doc["blas"]["vendor"] == "OpenBLAS") CHECK(doc["blas"]["threads"] == 1);
+  auto chosen = nlohmann::json::parse(t::run_recmodel({"--version", "--json"}, "", {"OMP_WAIT_POLICY=ACTIVE"}).out);
+  CHECK(chosen["openmp_wait_policy"] == "ACTIVE");
+}
+
 TEST_CASE("an unknown command is a usage error with a suggestion") {
   auto result = t::run_recmodel({"tokenise"});
   CHECK(result.exit_code == 2);

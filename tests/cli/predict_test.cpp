@@ -135,6 +135,23 @@ TEST_CASE("a tokenizer without a length limit (model_max_length 1e30) leaves the
   CHECK(docs[1]["truncated"] == 300 - 126);
 }
 
+TEST_CASE("a Hugging Face folder with tokenizer.json and no vocab.txt predicts as the full folder does") {
+  Model model;
+  auto texts = t::fixture_texts(20, 5);
+  std::string input;
+  for (const auto& text : texts) input += text + "\n";
+  auto full = t::run_recmodel({"predict", "--model", model.path, "-q"}, input);
+  REQUIRE_MESSAGE(full.exit_code == 0, full.err);
+  fs::remove(fs::path(model.path) / "vocab.txt");
+  auto json_only = t::run_recmodel({"predict", "--model", model.path, "-q"}, input);
+  REQUIRE_MESSAGE(json_only.exit_code == 0, json_only.err);
+  CHECK(json_only.out == full.out);
+  fs::remove(fs::path(model.path) / "tokenizer.json");
+  auto none = t::run_recmodel({"predict", "--model", model.path, "-q"}, input);
+  CHECK(none.exit_code == 4);
+  CHECK(none.err == "recmodel: error: " + model.path + ": no vocab.txt or tokenizer.json in the model directory\n");
+}
+
 TEST_CASE("predict reads TSV pairs, JSONL and CSV columns, echoing ids") {
   Model model;
   auto pairs = t::run_recmodel({"predict", "--model", model.path, "--pair", "-q"}, "red shoe\tleather shoes\nno tab\n");

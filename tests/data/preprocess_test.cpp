@@ -36,7 +36,6 @@ PreprocessConfig config_for(const t::fs::path& input, const t::fs::path& out) {
   PreprocessConfig config;
   config.inputs.push_back({input, *format_from_extension(input), -1});
   config.out = out;
-  config.vocab_path = t::shared_data("vocab/bert-base-uncased.txt");
   config.tokenizer_source = "--vocab test";
   return config;
 }

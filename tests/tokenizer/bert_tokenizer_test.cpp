@@ -2,9 +2,14 @@
 
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <functional>
+#include <utility>
+
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/files.h"
 #include "tests/support.h"
 
 using recmodel::tokenizer::BertTokenizer;
@@ -216,4 +221,50 @@ TEST_CASE("save writes a Hugging Face tokenizer.json describing the same pipelin
   CHECK_FALSE(reloaded.config().do_lower_case);
   CHECK(reloaded.vocab().size() == tokenizer.vocab().size());
   CHECK(reloaded.tokenize("Hello") == tokenizer.tokenize("Hello"));
+}
+
+TEST_CASE("a model folder with only tokenizer.json loads the same tokenizer as its vocab.txt") {
+  REQUIRE(have_shared_data());
+  for (const auto& [vocab_name, lowercase] : {std::pair<std::string, bool>{"bert-base-uncased.txt", true},
+                                              std::pair<std::string, bool>{"bert-base-multilingual-cased.txt", false}}) {
+    t::TempDir dir;
+    BertTokenizer original = shared_tokenizer(vocab_name, lowercase);
+    original.save(dir.path());
+    std::filesystem::remove(dir / "vocab.txt");
+    std::filesystem::remove(dir / "tokenizer_config.json");  // the normalizer settings come from tokenizer.json
+    BertTokenizer loaded = BertTokenizer::from_model_dir(dir.path());
+    CHECK(loaded.config().do_lower_case == lowercase);
+    CHECK(loaded.config().strips_accents() == original.config().strips_accents());
+    CHECK(loaded.vocab().size() == original.vocab().size());
+    // The vocabulary hash is the vocab.txt file's, so datasets prepared from either match.
+    CHECK(loaded.vocab().sha256() == recmodel::sha256_hex(t::read_text(t::shared_data("vocab/" + vocab_name))));
+    for (const char* text : {"Héllo, WORLD! naïve café", "北京大学 東京", "unaffable 42kg 3.5\" display",
+                             "Ünïcödé\tspaces\u00a0and\u200bzero-width", "mañana–día “quoted” emoji 😀 ok"})
+      CHECK(ids_of(loaded, text) == ids_of(original, text));
+  }
+}
+
+TEST_CASE("tokenizer.json of another kind of tokenizer is refused saying what it is") {
+  t::TempDir dir;
+  tiny_tokenizer().save(dir.path());
+  std::filesystem::remove(dir / "vocab.txt");
+  const auto original = nlohmann::json::parse(t::read_text(dir / "tokenizer.json"));
+  auto refused = [&](const std::function<void(nlohmann::json&)>& change, const std::string& expected) {
+    nlohmann::json doc = original;
+    change(doc);
+    t::write_text(dir / "tokenizer.json", doc.dump());
+    try {
+      BertTokenizer::from_model_dir(dir.path());
+      FAIL("loaded: " << expected);
+    } catch (const recmodel::DataError& e) {
+      CHECK(std::string(e.what()).find(expected) != std::string::npos);
+    }
+  };
+  refused([](nlohmann::json& d) { d["model"]["type"] = "BPE"; }, "the tokenizer model is BPE");
+  refused([](nlohmann::json& d) { d["normalizer"] = {{"type", "NFKC"}}; }, "the normalizer is NFKC");
+  refused([](nlohmann::json& d) { d["pre_tokenizer"] = {{"type", "Whitespace"}}; }, "the pre-tokenizer is Whitespace");
+  refused([](nlohmann::json& d) { d["model"]["continuing_subword_prefix"] = "@@"; }, "continuing_subword_prefix");
+  refused([](nlohmann::json& d) { d["model"]["vocab"]["hello"] = 0; }, "ids must be 0..");
+  t::write_text(dir / "tokenizer.json", original.dump());
+  CHECK(BertTokenizer::from_model_dir(dir.path()).vocab().size() == tiny_tokenizer().vocab().size());
 }
