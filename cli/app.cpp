@@ -104,11 +104,11 @@ void print_version(const Console& console, const ModelRuntime& runtime) {
     std::string library = blas["library"].get<std::string>();
     fmt::print(out, "BLAS: {}{}\n", blas["vendor"].get<std::string>(),
                library.empty() ? "" : fmt::format(" ({})", library));
+    const std::string wait_policy = info["openmp_wait_policy"].get<std::string>();
     fmt::print(out, "cores: {}, threads: {}{}, OpenMP wait policy: {}\n", info["cores"].get<unsigned>(),
                info["threads"].get<int>(),
                blas["threads"].is_number() ? fmt::format(" (BLAS {})", blas["threads"].get<int>()) : "",
-               info["openmp_wait_policy"].get<std::string>().empty() ? "default"
-                                                                     : info["openmp_wait_policy"].get<std::string>());
+               wait_policy.empty() ? "default" : wait_policy);
     fmt::print(out, "libtorch: {}{}\n", info["libtorch"].get<std::string>(), info["cuda"].get<bool>() ? " (CUDA available)" : " (CPU)");
   });
   if (!info["blas"]["fast"].get<bool>())

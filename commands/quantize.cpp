@@ -108,6 +108,7 @@ void run_quantize(QuantizeCommandOptions options, const Console& console) {
     fail<DataError>("{}: is an int8 model already (recmodel quantize); quantize the fp32 model it came from",
                     options.model);
   const bool regression = model.config.problem_type == model::ProblemType::regression;
+  tokenizer::BertTokenizer tokenizer = tokenizer::BertTokenizer::from_model_dir(options.model);
   if (dataset) {
     const bool dataset_regression = dataset->task == data::Task::regression;
     if (dataset_regression != regression)
@@ -118,7 +119,7 @@ void run_quantize(QuantizeCommandOptions options, const Console& console) {
       fail<DataError>("{}: the dataset's labels ({}) are not the model's ({}, from {}/config.json) in the same order",
                       options.data, fmt::format("{}", fmt::join(dataset->labels, ", ")),
                       fmt::format("{}", fmt::join(model.config.labels, ", ")), options.model);
-    if (tokenizer::BertTokenizer::from_model_dir(options.model).vocab().sha256() != dataset->vocab_sha256)
+    if (tokenizer.vocab().sha256() != dataset->vocab_sha256)
       fail<DataError>("{}: was tokenized with another vocabulary than {}'s; preprocess it with --model {}",
                       options.data, options.model, options.model);
     if (regression && gate_given)
@@ -127,7 +128,6 @@ void run_quantize(QuantizeCommandOptions options, const Console& console) {
           fail<UsageError>("--max-drop {}: does not apply to a regression model; use mae or rmse", gate.metric);
     if (regression && !gate_given) gates.clear();  // the default gate is on accuracy
   }
-  tokenizer::BertTokenizer tokenizer = tokenizer::BertTokenizer::from_model_dir(options.model);
 
   std::optional<data::DatasetSplit> split;
   converters::SplitOutputs before, after;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
-#include <cstring>
 #include <exception>
 #include <optional>
 #include <string>
@@ -34,7 +33,7 @@ struct TokenizeOptions {
   std::string write_tokenizer;
 };
 
-// A line's texts; views into the block being tokenized (or into `storage`, for JSONL).
+// A line's texts: views into the block being tokenized, or, for JSONL, into the decoded storage_*.
 struct Line {
   std::string_view text;
   std::optional<std::string_view> pair;
@@ -171,9 +170,7 @@ void run_tokenize(const TokenizeOptions& options, const Console& console) {
   // The first line that starts at or after byte `at` of the block.
   auto line_start_from = [&](size_t at) -> size_t {
     if (at == 0 || at >= block.size()) return std::min(at, block.size());
-    if (block[at - 1] == '\n') return at;
-    const void* newline = std::memchr(block.data() + at, '\n', block.size() - at);
-    return newline ? static_cast<size_t>(static_cast<const char*>(newline) - block.data()) + 1 : block.size();
+    return block[at - 1] == '\n' ? at : end_of_line(block, at);
   };
   auto tokenize_slice = [&](size_t slice, size_t slices) {
     const size_t end = line_start_from(block.size() * (slice + 1) / slices);
@@ -183,8 +180,7 @@ void run_tokenize(const TokenizeOptions& options, const Console& console) {
     Line line;
     tokenizer::Encoding encoding;
     for (size_t at = line_start_from(block.size() * slice / slices); at < end; ++lines) {
-      const void* newline = std::memchr(block.data() + at, '\n', end - at);
-      const size_t next = newline ? static_cast<size_t>(static_cast<const char*>(newline) - block.data()) + 1 : end;
+      const size_t next = end_of_line(block, at);  // end is a line start, so never past it
       std::string_view raw(block.data() + at, next - at);
       if (!raw.empty() && raw.back() == '\n') raw.remove_suffix(1);
       if (!raw.empty() && raw.back() == '\r') raw.remove_suffix(1);

@@ -26,8 +26,7 @@ LineReader::LineReader(const std::string& path) {
     if (!file_) fail<DataError>("{}: cannot open: {}", path, std::strerror(errno));
     owns_ = true;
     name_ = path;
-    regular_ = S_ISREG(info.st_mode);
-    size_ = regular_ ? static_cast<size_t>(info.st_size) : 0;
+    size_ = S_ISREG(info.st_mode) ? static_cast<size_t>(info.st_size) : 0;
     std::setvbuf(file_, nullptr, _IOFBF, 1 << 20);
   }
 }
@@ -56,7 +55,7 @@ bool LineReader::next(std::string& line) {
 
 
 bool LineReader::next_block(std::string_view& block, size_t bytes) {
-  if (regular_ && size_ > 0 && !mapped_ && bytes_read_ == 0) {
+  if (size_ > 0 && !mapped_ && bytes_read_ == 0) {  // a regular file (pipes have no size)
     void* map = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, ::fileno(file_), 0);
     if (map != MAP_FAILED) {
       ::madvise(map, size_, MADV_SEQUENTIAL);
@@ -65,11 +64,9 @@ bool LineReader::next_block(std::string_view& block, size_t bytes) {
   }
   if (mapped_) {
     if (mapped_at_ >= size_) return false;
-    size_t end = std::min(size_, mapped_at_ + bytes);
-    if (end < size_ && mapped_[end - 1] != '\n') {
-      const void* newline = std::memchr(mapped_ + end, '\n', size_ - end);
-      end = newline ? static_cast<size_t>(static_cast<const char*>(newline) - mapped_) + 1 : size_;
-    }
+    const std::string_view file(mapped_, size_);
+    const size_t cut = std::min(size_, mapped_at_ + bytes);
+    const size_t end = file[cut - 1] == '\n' ? cut : end_of_line(file, cut);
     block = std::string_view(mapped_ + mapped_at_, end - mapped_at_);
     bytes_read_ += block.size();
     mapped_at_ = end;
@@ -98,10 +95,7 @@ bool LineReader::next_block(std::string_view& block, size_t bytes) {
     const size_t before = size;
     size += got;
     if (size < capacity) break;  // end of input
-    const void* newline = nullptr;
-    for (size_t at = size; at > before && !newline; --at)
-      if (buffer[at - 1] == '\n') newline = buffer.get() + at - 1;
-    if (newline) {
+    if (const void* newline = ::memrchr(buffer.get() + before, '\n', size - before)) {
       last_newline = static_cast<size_t>(static_cast<const char*>(newline) - buffer.get());
       break;
     }

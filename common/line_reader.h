@@ -8,6 +8,12 @@
 
 namespace recmodel {
 
+// Returns the offset just past the first "\n" at or after `from` in `text`, or text.size().
+inline size_t end_of_line(std::string_view text, size_t from) {
+  const size_t newline = text.find('\n', from);
+  return newline == std::string_view::npos ? text.size() : newline + 1;
+}
+
 class LineReader {
  public:
   // Opens `path`, or stdin for "-"; throws NotFoundError naming a missing file.
@@ -44,7 +50,6 @@ class LineReader {
   size_t line_number_ = 0;
   size_t size_ = 0;
   size_t bytes_read_ = 0;
-  bool regular_ = false;
   // next_block on a regular file: the mapping and the offset of the next block.
   const char* mapped_ = nullptr;
   size_t mapped_at_ = 0;

@@ -254,12 +254,12 @@ BertTokenizer BertTokenizer::from_tokenizer_json(const fs::path& path, Tokenizer
   std::vector<std::string> tokens(entries.size());
   std::vector<bool> seen(entries.size(), false);
   for (const auto& [token, id] : entries.items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= static_cast<int64_t>(tokens.size()) ||
-        seen[id.get<size_t>()])
+    const int64_t index = id.is_number_integer() ? id.get<int64_t>() : -1;
+    if (index < 0 || index >= static_cast<int64_t>(tokens.size()) || seen[static_cast<size_t>(index)])
       fail<DataError>("{}: model.vocab ids must be 0..{} once each; \"{}\" has {}", path.string(),
                       tokens.size() - 1, token, id.dump());
-    seen[id.get<size_t>()] = true;
-    tokens[id.get<size_t>()] = token;
+    seen[static_cast<size_t>(index)] = true;
+    tokens[static_cast<size_t>(index)] = token;
   }
   return BertTokenizer(Vocab::from_tokens(std::move(tokens)), std::move(config));
 }
