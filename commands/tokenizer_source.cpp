@@ -11,7 +11,7 @@ void TokenizerSource::add_options(CLI::App& command, const std::string& group) {
                            ->type_name("FILE")
                            ->group(group);
   auto* model_option = command.add_option("--model", model,
-                                          "Model directory: vocab.txt and tokenizer_config.json settings")
+                                          "Model directory: vocab.txt and tokenizer_config.json settings (or its tokenizer.json)")
                            ->type_name("DIR")
                            ->group(group);
   vocab_option->excludes(model_option);
