@@ -56,14 +56,21 @@ fs::path shared_data(const std::string& relative) {
   return fs::exists(path) ? path : fs::path();
 }
 
-RunResult run_recmodel(const std::vector<std::string>& args, const std::string& stdin_text,
-                       const std::vector<std::string>& env) {
+namespace {
+
+std::string recmodel_binary() {
 #ifdef RECMODEL_BINARY
-  std::string binary = RECMODEL_BINARY;
+  return RECMODEL_BINARY;
 #else
   const char* from_env = std::getenv("RECMODEL");
-  std::string binary = from_env ? from_env : "recmodel";
+  return from_env ? from_env : "recmodel";
 #endif
+}
+
+// Runs argv_storage[0] with the rest as arguments; see run_recmodel.
+RunResult spawn_and_collect(std::vector<std::string> argv_storage, const std::string& stdin_text,
+                            const std::vector<std::string>& env) {
+  const std::string binary = argv_storage.front();
   int in_pipe[2], out_pipe[2], err_pipe[2];
   if (pipe(in_pipe) || pipe(out_pipe) || pipe(err_pipe)) throw std::runtime_error("pipe failed");
 
@@ -76,8 +83,6 @@ RunResult run_recmodel(const std::vector<std::string>& args, const std::string& 
     posix_spawn_file_actions_addclose(&actions, fd);
 
   std::signal(SIGPIPE, SIG_IGN);  // a child that exits early must not kill the test
-  std::vector<std::string> argv_storage{binary};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& arg : argv_storage) argv.push_back(arg.data());
   argv.push_back(nullptr);
@@ -141,6 +146,32 @@ RunResult run_recmodel(const std::vector<std::string>& args, const std::string& 
   waitpid(pid, &status, 0);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
+}
+
+}  // namespace
+
+RunResult run_recmodel(const std::vector<std::string>& args, const std::string& stdin_text,
+                       const std::vector<std::string>& env) {
+  std::vector<std::string> argv{recmodel_binary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return spawn_and_collect(std::move(argv), stdin_text, env);
+}
+
+RunResult run_recmodel_limited(const std::vector<std::string>& args, const std::string& stdin_text,
+                               const std::vector<std::string>& env) {
+  // sh sets the limit and execs recmodel, so a signal still shows as 128 + signo.
+  std::vector<std::string> argv{"/bin/sh", "-c",
+                                "ulimit -v " + std::to_string(kHostileMemoryLimitKiB) + " && exec \"$0\" \"$@\"",
+                                recmodel_binary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return spawn_and_collect(std::move(argv), stdin_text, env);
+}
+
+int error_line_count(const std::string& err) {
+  int count = 0;
+  for (size_t at = err.find("recmodel: error:"); at != std::string::npos; at = err.find("recmodel: error:", at + 1))
+    ++count;
+  return count;
 }
 
 }  // namespace recmodel::testing

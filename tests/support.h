@@ -43,4 +43,15 @@ struct RunResult {
 RunResult run_recmodel(const std::vector<std::string>& args, const std::string& stdin_text = "",
                        const std::vector<std::string>& env = {});
 
+// The address-space limit crafted (hostile) inputs run under: 4 GiB, as `ulimit -v`.
+constexpr long kHostileMemoryLimitKiB = 4L * 1024 * 1024;
+
+// run_recmodel under `ulimit -v kHostileMemoryLimitKiB`: a crafted file must be refused with
+// a clear error, not exhaust memory. Use with REQUIRE_REFUSED (tests/hostile.h).
+RunResult run_recmodel_limited(const std::vector<std::string>& args, const std::string& stdin_text = "",
+                               const std::vector<std::string>& env = {});
+
+// How many "recmodel: error:" lines `err` holds.
+int error_line_count(const std::string& err);
+
 }  // namespace recmodel::testing
