@@ -39,6 +39,9 @@ struct PreprocessOptions {
   std::string split = data::SplitRatios().text();
   uint64_t seed = data::PreprocessConfig().seed;
   std::string max_rejected = data::PreprocessConfig().max_rejected.text();
+  std::string duplicates = data::duplicate_policy_name(data::PreprocessConfig().policy.duplicates);
+  std::string conflicts = data::conflict_policy_name(data::PreprocessConfig().policy.conflicts);
+  bool drop_test_overlap = data::PreprocessConfig().policy.drop_test_overlap;
   const CLI::Option* split_option = nullptr;
 };
 
@@ -74,6 +77,9 @@ data::PreprocessConfig make_config(const PreprocessOptions& options, const Conso
   if (!given) config.ratios = data::SplitRatios::parse(options.split);
   config.seed = options.seed;
   config.max_rejected = data::RejectLimit::parse(options.max_rejected);
+  config.policy.duplicates = data::parse_duplicate_policy(options.duplicates);
+  config.policy.conflicts = data::parse_conflict_policy(options.conflicts);
+  config.policy.drop_test_overlap = options.drop_test_overlap;
   config.threads = console.threads();
   config.tokenizer_source = options.source.model.empty() ? fmt::format("--vocab {}{}", options.source.vocab,
                                                                        options.source.cased ? " --cased" : "")
@@ -82,8 +88,19 @@ data::PreprocessConfig make_config(const PreprocessOptions& options, const Conso
   return config;
 }
 
+// Returns `n` with thousands separators: 3532 → "3,532".
+std::string grouped(uint64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
 void print_summary(std::FILE* out, const nlohmann::ordered_json& m, const std::string& dir) {
   const auto& counts = m["counts"];
+  const auto& policies = m["policies"];
   const bool classification = m["task"] == "classification";
   std::vector<std::string> labels;
   if (classification) labels = m["labels"].get<std::vector<std::string>>();
@@ -91,8 +108,38 @@ void print_summary(std::FILE* out, const nlohmann::ordered_json& m, const std::s
              classification ? fmt::format(", {} label{}", labels.size(), labels.size() == 1 ? "" : "s") : "");
   fmt::print(out, "  rows read   {:>9}\n", counts["rows_read"].get<uint64_t>());
   fmt::print(out, "  kept        {:>9}\n", counts["kept"].get<uint64_t>());
-  fmt::print(out, "  duplicates  {:>9}\n", counts["duplicates_removed"].get<uint64_t>());
-  fmt::print(out, "  rejected    {:>9}\n\n", counts["rejected"].get<uint64_t>());
+
+  const auto& duplicates = policies["duplicates"];
+  const bool keep_duplicates = duplicates["policy"] == "keep";
+  const uint64_t duplicate_rows = duplicates[keep_duplicates ? "kept" : "dropped"].get<uint64_t>();
+  fmt::print(out, "  duplicates  {:>9}{}\n", duplicate_rows,
+             duplicate_rows == 0 ? "" : keep_duplicates ? " kept (--duplicates keep)" : " dropped");
+
+  const auto& conflicts = policies["conflicts"];
+  const std::string conflict_policy = conflicts["policy"].get<std::string>();
+  const uint64_t texts = conflicts["texts"].get<uint64_t>();
+  const uint64_t conflict_rows = conflicts[conflict_policy == "keep" ? "kept" : "rejected"].get<uint64_t>();
+  std::string conflict_note;
+  if (texts > 0) {
+    const std::string in_texts = fmt::format("{} text{}", texts, texts == 1 ? "" : "s");
+    if (conflict_policy == "keep") conflict_note = fmt::format(" kept, in {} (--conflicts keep)", in_texts);
+    else if (conflict_policy == "reject") conflict_note = fmt::format(" rejected, in {}", in_texts);
+    else
+      conflict_note = fmt::format(" rejected; {} of {} resolved by majority (--conflicts majority)",
+                                  conflicts["resolved_texts"].get<uint64_t>(), in_texts);
+  }
+  fmt::print(out, "  conflicts   {:>9}{}\n", conflict_rows, conflict_note);
+  fmt::print(out, "  rejected    {:>9}\n", counts["rejected"].get<uint64_t>());
+  if (policies.contains("test_overlap")) {
+    const auto& overlap = policies["test_overlap"];
+    const uint64_t in_train = overlap["in_train"].get<uint64_t>();
+    std::string what = in_train == 0                ? ""
+                       : overlap["policy"] == "drop" ? "; dropped (--drop-test-overlap)"
+                                                     : "; kept (--drop-test-overlap drops them)";
+    fmt::print(out, "  test overlap: {} of {} test rows also appear in train{}\n", grouped(in_train),
+               grouped(overlap["test_rows"].get<uint64_t>()), what);
+  }
+  fmt::print(out, "\n");
 
   const bool label_columns = classification && labels.size() <= kLabelColumns;
   size_t width = 8;
@@ -123,8 +170,9 @@ void print_summary(std::FILE* out, const nlohmann::ordered_json& m, const std::s
   fmt::print(out, "\n  tokens per example: p50 {}, p95 {}, max {}; {:.1f}% truncated to {}\n",
              lengths["p50"].get<uint64_t>(), lengths["p95"].get<uint64_t>(), lengths["max"].get<uint64_t>(),
              m["truncation_rate"].get<double>() * 100, m["max_length"].get<uint64_t>());
-  if (counts["rejected"].get<uint64_t>() + counts["duplicates_removed"].get<uint64_t>() > 0)
-    fmt::print(out, "  rows not used are listed in {}/rejected.jsonl\n", dir);
+  uint64_t not_used = counts["rejected"].get<uint64_t>() + counts["duplicates_removed"].get<uint64_t>();
+  if (policies.contains("test_overlap")) not_used += policies["test_overlap"]["dropped"].get<uint64_t>();
+  if (not_used > 0) fmt::print(out, "  rows not used are listed in {}/rejected.jsonl\n", dir);
 }
 
 void run_preprocess(const PreprocessOptions& options, const Console& console) {
@@ -227,6 +275,22 @@ CommandAction register_preprocess(CLI::App& command, const Console& console) {
                      "more fails with exit 3 and writes nothing")
       ->type_name("N|P%")
       ->group(output_group);
+
+  const char* policy_group = "Duplicates and conflicts";
+  command.add_option("--duplicates", options->duplicates,
+                     "Rows repeating an earlier row's text and label: drop them (catalogs), or keep them all, as "
+                     "the traffic's frequency (ratings, query logs, clicks)")
+      ->check(one_of({"drop", "keep"}))
+      ->group(policy_group);
+  command.add_option("--conflicts", options->conflicts,
+                     "Rows with the same text and another label: reject them (the first row is kept), keep every "
+                     "label, or keep the most frequent label only (majority; a tie rejects the text)")
+      ->check(one_of({"reject", "keep", "majority"}))
+      ->group(policy_group);
+  command.add_flag("--drop-test-overlap", options->drop_test_overlap,
+                   "Drop the rows of a given --test split whose text is in train; by default the test split is "
+                   "kept whole and the overlap reported")
+      ->group(policy_group);
 
   return [options, &console] { run_preprocess(*options, console); };
 }

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -93,7 +94,8 @@ uint32_t take_u32(std::string_view& in) {
 // Serializes what raw_record_json needs: the CSV/TSV fields, or the JSONL line.
 void serialize_raw(const Record& record, std::string& out) {
   out.clear();
-  if (record.header) {
+  // A CSV/TSV record with broken quoting has no fields, only its first line.
+  if (record.header && !(record.fields.empty() && !record.raw_line.empty())) {
     put_u32(out, static_cast<uint32_t>(record.fields.size()));
     for (const auto& field : record.fields) {
       put_u32(out, static_cast<uint32_t>(field.size()));
@@ -177,10 +179,7 @@ class Pipeline {
     return fmt::format("{}:{}", config_.inputs[origin_file(origin)].path.string(), origin_line(origin));
   }
   std::string label_text(uint32_t bits) const;
-  std::string conflict_reason(const ExternalDedup::Verdict& verdict) const {
-    return fmt::format("same text as {} but a different label: {} there, {} here", where(verdict.first_origin),
-                       label_text(verdict.first_label), label_text(verdict.label));
-  }
+  std::string conflict_reason(const ExternalDedup::Verdict& verdict) const;
   nlohmann::ordered_json manifest(const std::vector<std::string>& labels, LabelOrder order,
                                   const std::vector<std::string>& input_hashes, const fs::path& staging) const;
 
@@ -230,7 +229,27 @@ class Pipeline {
   std::array<TargetStats, kSplitCount> targets_{};
   std::map<uint32_t, uint64_t> lengths_;  // untruncated token length → examples
   uint64_t truncated_ = 0;
+  // The split of each text's first kept row when later rows of the text are kept too.
+  std::unordered_map<uint64_t, int> leader_split_;
 };
+
+std::string Pipeline::conflict_reason(const ExternalDedup::Verdict& verdict) const {
+  using Kind = ExternalDedup::Kind;
+  switch (verdict.kind) {
+    case Kind::outvoted:
+      return fmt::format("same text as {}, whose label {} is the most frequent ({} of {} rows); {} here (--conflicts "
+                         "majority)",
+                         where(verdict.first_origin), label_text(verdict.first_label), verdict.votes, verdict.rows,
+                         label_text(verdict.label));
+    case Kind::tie:
+      return fmt::format("no label is the most frequent for this text ({} rows, the top labels have {} each; the first "
+                         "is at {}), so all its rows are rejected (--conflicts majority)",
+                         verdict.rows, verdict.votes, where(verdict.first_origin));
+    default:
+      return fmt::format("same text as {} but a different label: {} there, {} here", where(verdict.first_origin),
+                         label_text(verdict.first_label), label_text(verdict.label));
+  }
+}
 
 bool Pipeline::read_batch(Batch& batch) {
   batch.count = 0;
@@ -394,7 +413,10 @@ void Pipeline::spool(Batch& batch) {
       header.ids = static_cast<uint32_t>(row.ids.size());
       header.segment_a = row.segment_a;
       header.full_length = row.full_length;
-      dedup_->add(row.key, index, pack_origin(row.file, row.record.line), header.label);
+      const int given = config_.inputs[row.file].split;
+      dedup_->add(row.key, index, pack_origin(row.file, row.record.line), header.label,
+                  given == kTest ? ExternalDedup::kHeldOut : given == kTrain ? ExternalDedup::kTrain
+                                                                              : ExternalDedup::kPooled);
     }
     serialize_raw(row.record, raw_scratch_);
     header.raw_bytes = static_cast<uint32_t>(raw_scratch_.size());
@@ -432,24 +454,25 @@ void Pipeline::check_limits() const {
     fail<DataError>("no data rows in {}; only a header, or empty", join(names, ", ", 5));
   }
   const uint64_t rejected = invalid_ + dedup_->conflicts();
-  if (config_.max_rejected.exceeded(rejected, rows_read_)) {
-    // The first few unusable rows in input order: invalid ones and label conflicts merged.
-    std::vector<Reason> reasons = first_invalid_;
-    for (const auto& verdict : dedup_->first_conflicts())
-      reasons.push_back({verdict.row, fmt::format("{}: {}", where(verdict.origin), conflict_reason(verdict))});
-    std::sort(reasons.begin(), reasons.end(), [](const Reason& a, const Reason& b) { return a.row < b.row; });
-    std::vector<std::string> texts;
-    for (size_t i = 0; i < reasons.size() && i < kReasonsInError; ++i) texts.push_back(reasons[i].text);
-    std::string listed = join(texts, "; ", kReasonsInError);
-    if (rejected > texts.size()) listed += fmt::format("; and {} more", rejected - texts.size());
-    fail<DataError>("{} of {} rows are unusable, more than --max-rejected {} allows: {}. Fix the input, or raise "
-                    "--max-rejected to skip such rows (they are then listed in rejected.jsonl)",
-                    rejected, rows_read_, config_.max_rejected.text(), listed);
-  }
-  if (rows_read_ == invalid_ + dedup_->conflicts() + dedup_->duplicates())
-    fail<DataError>("no usable rows: all {} rows were rejected or duplicates; see the reasons with a larger "
-                    "--max-rejected in rejected.jsonl",
-                    rows_read_);
+  const auto& counts = dedup_->counts();
+  const uint64_t usable = rows_read_ - rejected - counts.duplicates_dropped - counts.test_overlap_dropped;
+  if (usable > 0 && !config_.max_rejected.exceeded(rejected, rows_read_)) return;
+
+  // The first few unusable rows in input order: invalid ones and label conflicts merged.
+  std::vector<Reason> reasons = first_invalid_;
+  for (const auto& verdict : dedup_->first_conflicts())
+    reasons.push_back({verdict.row, fmt::format("{}: {}", where(verdict.origin), conflict_reason(verdict))});
+  std::sort(reasons.begin(), reasons.end(), [](const Reason& a, const Reason& b) { return a.row < b.row; });
+  std::vector<std::string> texts;
+  for (size_t i = 0; i < reasons.size() && i < kReasonsInError; ++i) texts.push_back(reasons[i].text);
+  std::string listed = join(texts, "; ", kReasonsInError);
+  if (rejected > texts.size()) listed += fmt::format("; and {} more", rejected - texts.size());
+  // Raising --max-rejected would leave nothing to train on, so it is not suggested then. (Every
+  // text keeps a row unless rejected, so no usable row means every row was rejected.)
+  if (usable == 0) fail<DataError>("none of the {} rows is usable: {}. Fix the input", rows_read_, listed);
+  fail<DataError>("{} of {} rows are unusable, more than --max-rejected {} allows: {}. Fix the input, or raise "
+                  "--max-rejected to skip such rows (they are then listed in rejected.jsonl)",
+                  rejected, rows_read_, config_.max_rejected.text(), listed);
 }
 
 void Pipeline::assemble() {
@@ -477,16 +500,24 @@ void Pipeline::assemble() {
       reject(header.file, record, "invalid", problem);
       continue;
     }
-    if (auto verdict = dedup_->verdict(index)) {
-      if (verdict->conflict) reject(header.file, record, "conflict", conflict_reason(*verdict));
+    using Kind = ExternalDedup::Kind;
+    std::optional<ExternalDedup::Verdict> verdict = dedup_->verdict(index);
+    if (verdict && verdict->dropped()) {
+      if (verdict->rejected()) reject(header.file, record, "conflict", conflict_reason(*verdict));
+      else if (verdict->kind == Kind::test_overlap)
+        reject(header.file, record, "test_overlap",
+               fmt::format("also in the train split at {} (--drop-test-overlap)", where(verdict->first_origin)));
       else reject(header.file, record, "duplicate", "duplicate of " + where(verdict->first_origin));
       continue;
     }
     int split;
     if (config_.inputs[header.file].split >= 0) split = config_.inputs[header.file].split;
     else if (header.group_split >= 0) split = header.group_split;
+    else if (verdict && verdict->kind == Kind::repeat && leader_split_.count(verdict->first_row))
+      split = leader_split_[verdict->first_row];  // never one text in two splits
     else split = splitter_.assign(classification ? std::string_view(labels_.label(static_cast<int32_t>(header.label)))
                                                  : std::string_view());
+    if (verdict && verdict->kind == Kind::leader) leader_split_[index] = split;
 
     const uint64_t origin = pack_origin(header.file, header.line);
     writers_[split]->add(ids, header.segment_a, header.label, origin);
@@ -568,6 +599,26 @@ nlohmann::ordered_json Pipeline::manifest(const std::vector<std::string>& labels
                  {"duplicates_removed", dedup_->duplicates()},
                  {"rejected", invalid_ + dedup_->conflicts()},
                  {"label_conflicts", dedup_->conflicts()}};
+  // What each policy did: rows unless named texts.
+  const ExternalDedup::Counts& c = dedup_->counts();
+  const DedupPolicy& policy = config_.policy;
+  ojson policies;
+  policies["duplicates"] = {{"policy", duplicate_policy_name(policy.duplicates)},
+                            {"dropped", c.duplicates_dropped},
+                            {"kept", c.duplicates_kept}};
+  policies["conflicts"] = {{"policy", conflict_policy_name(policy.conflicts)},
+                           {"texts", c.conflict_texts},
+                           {"rejected", c.conflicts_rejected},
+                           {"kept", c.conflicts_kept},
+                           {"resolved_texts", c.conflicts_resolved}};
+  bool given_test = false;
+  for (const auto& input : config_.inputs) given_test = given_test || input.split == kTest;
+  if (given_test)
+    policies["test_overlap"] = {{"policy", policy.drop_test_overlap ? "drop" : "keep"},
+                                {"test_rows", c.held_out},
+                                {"in_train", c.test_overlap},
+                                {"dropped", c.test_overlap_dropped}};
+  m["policies"] = policies;
   ojson splits;
   for (int s = 0; s < kSplitCount; ++s) {
     const SplitWriter& writer = *writers_[s];
@@ -639,7 +690,7 @@ PreprocessResult Pipeline::run() {
   // when the run fails.
   const fs::path work = staging.path() / ".work";
   fs::create_directory(work);
-  dedup_ = std::make_unique<ExternalDedup>(work);
+  dedup_ = std::make_unique<ExternalDedup>(work, config_.policy);
   spool_path_ = work / "rows.spool";
   spool_ = std::fopen(spool_path_.c_str(), "w+b");
   if (!spool_) fail<DataError>("{}: cannot create: {}", spool_path_.string(), std::strerror(errno));
@@ -773,6 +824,9 @@ void validate_config(const PreprocessConfig& config) {
       fail<UsageError>("{}: is a directory; give the data file itself", input.path.string());
   }
   if (given && !has_train) fail<UsageError>("--dev and --test need --train as well");
+  if (config.policy.drop_test_overlap &&
+      std::none_of(config.inputs.begin(), config.inputs.end(), [](const InputFile& input) { return input.split == kTest; }))
+    fail<UsageError>("--drop-test-overlap applies to a given --test split; give --train and --test files");
   if (config.out.empty()) fail<UsageError>("give the output directory with --out DIR");
   if (config.text_column.empty()) fail<UsageError>("--text-column cannot be empty");
   if (config.label_column.empty()) fail<UsageError>("--label-column cannot be empty");

@@ -3,9 +3,12 @@
 //
 // Two passes keep memory flat however large the input: the first streams rows in batches
 // through all threads (clean, tokenize) into a spool file and hands their keys to the bucketed
-// ExternalDedup; the second reads the spool back in order, drops duplicates and conflicts,
-// assigns splits and writes the split files. Only the label list, the split counters and one
-// dedup bucket at a time are held in memory.
+// ExternalDedup; the second reads the spool back in order, drops duplicates and conflicts as
+// config.policy says, assigns splits and writes the split files. Only the label list, the split
+// counters, one dedup bucket at a time and the split of each text kept more than once are held
+// in memory. Rows with the same text land in the same split, so keeping repeats never puts a
+// text in both train and test; a given test split is kept whole and its overlap with train
+// reported.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/dataset_file.h"
+#include "data/dedup.h"
 #include "data/readers.h"
 #include "data/split.h"
 #include "tokenizer/bert_tokenizer.h"
@@ -60,6 +64,7 @@ struct PreprocessConfig {
   SplitRatios ratios;
   uint64_t seed = 42;
   RejectLimit max_rejected;
+  DedupPolicy policy;  // --duplicates, --conflicts, --drop-test-overlap
   int threads = 1;
   std::string tokenizer_source;  // how the tokenizer was chosen, for the manifest ("--vocab FILE")
 };

@@ -1,7 +1,5 @@
 #include "data/readers.h"
 
-#include <csv.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -11,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
+#include "common/json.h"
 #include "tokenizer/unicode.h"
 
 namespace recmodel::data {
@@ -19,19 +18,11 @@ namespace {
 
 constexpr size_t kChunkBytes = 1 << 20;
 
-// libcsv's parser state while inside a field (libcsv.c: FIELD_BEGUN). Together with `quoted`
-// it tells that the file ended inside a quoted field, which csv_fini does not report in
-// non-strict mode. Non-strict mode is kept on purpose: it accepts a stray quote inside an
-// unquoted field (`5" screen`) the way spreadsheet exports write it.
-constexpr int kLibcsvFieldBegun = 2;
-
 std::string lower_ascii(std::string text) {
   for (char& c : text)
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   return text;
 }
-
-size_t count_newlines(std::string_view text) { return static_cast<size_t>(std::count(text.begin(), text.end(), '\n')); }
 
 std::string list_names(const std::vector<std::string>& names) {
   std::string out;
@@ -58,6 +49,31 @@ void check_utf8(Record& record, const std::vector<std::string>& columns) {
       return;
     }
   }
+}
+
+// Parses one JSONL line with the nesting limit of common/json.h, so a crafted line cannot
+// exhaust the stack when the value is copied or printed. On failure `why` says what is wrong.
+template <typename Json>
+Json parse_jsonl_line(const std::string& text, std::string& why) {
+  struct TooDeep {};
+  typename Json::parser_callback_t limit = [](int depth, nlohmann::json::parse_event_t event, Json&) {
+    if ((event == nlohmann::json::parse_event_t::object_start || event == nlohmann::json::parse_event_t::array_start) &&
+        depth >= kMaxJsonDepth)
+      throw TooDeep{};
+    return true;
+  };
+  why.clear();
+  try {
+    return Json::parse(text, limit);
+  } catch (const TooDeep&) {
+    why = fmt::format("invalid JSON: nested deeper than {} levels", kMaxJsonDepth);
+  } catch (const nlohmann::json::parse_error& e) {
+    std::string message = e.what();
+    size_t bracket = message.find("] ");
+    if (bracket != std::string::npos) message = message.substr(bracket + 2);
+    why = "invalid JSON: " + message;
+  }
+  return Json();
 }
 
 // Chunked reading of a file with BOM removal and a byte count.
@@ -127,6 +143,7 @@ std::optional<Format> format_from_extension(const fs::path& path) {
 nlohmann::ordered_json raw_record_json(const Record& record) {
   // Dump-and-reparse is avoided: invalid bytes are replaced when the caller dumps with
   // error_handler_t::replace, so values are stored as read.
+  if (record.header && record.fields.empty() && !record.raw_line.empty()) return nlohmann::ordered_json(record.raw_line);
   if (record.header) {
     if (record.fields.size() == record.header->size()) {
       nlohmann::ordered_json object = nlohmann::ordered_json::object();
@@ -136,8 +153,9 @@ nlohmann::ordered_json raw_record_json(const Record& record) {
     return nlohmann::ordered_json(record.fields);
   }
   if (unicode::find_invalid_utf8(record.raw_line) == std::string_view::npos) {
-    nlohmann::ordered_json parsed = nlohmann::ordered_json::parse(record.raw_line, nullptr, false);
-    if (!parsed.is_discarded()) return parsed;
+    std::string why;
+    auto parsed = parse_jsonl_line<nlohmann::ordered_json>(record.raw_line, why);
+    if (why.empty()) return parsed;
   }
   return nlohmann::ordered_json(record.raw_line);
 }
@@ -152,129 +170,304 @@ class RecordReader::Source {
 
 namespace {
 
-// CSV and TSV through libcsv. The input is fed one line at a time, so when libcsv reports the
-// end of a record the current line is known, and the record's first line is that minus the
-// newlines inside its (quoted) fields.
+// One physical line: its text without the line end, the line end as read, and its number.
+struct PhysicalLine {
+  std::string text;
+  std::string end;  // "\n", "\r\n", "\r", or "" for a last line without one
+  uint64_t number = 0;
+};
+
+// Splits a file into physical lines. A line ends at "\n", "\r\n" or a lone "\r", so files
+// written with any convention, or a mix, get the line numbers an editor shows.
+class LineSplitter {
+ public:
+  // `hint` ends the message for a line longer than RecordReader::kMaxRecordBytes.
+  LineSplitter(ChunkedFile& file, const char* hint) : file_(file), hint_(hint) {}
+
+  // Reads the next line into `line`; returns false at the end of the file.
+  bool next(PhysicalLine& line) {
+    line.text.clear();
+    line.end.clear();
+    for (;;) {
+      if (pos_ == chunk_.size()) {
+        if (eof_) return false;
+        chunk_ = file_.read();
+        pos_ = 0;
+        if (chunk_.empty()) {
+          eof_ = true;
+          if (line.text.empty() && !pending_cr_) return false;
+          if (pending_cr_) line.end = "\r";
+          pending_cr_ = false;
+          line.number = ++line_;
+          return true;
+        }
+      }
+      if (pending_cr_) {  // a '\r' ended the previous chunk
+        pending_cr_ = false;
+        if (chunk_[pos_] == '\n') {
+          ++pos_;
+          line.end = "\r\n";
+        } else {
+          line.end = "\r";
+        }
+        line.number = ++line_;
+        return true;
+      }
+      size_t stop = chunk_.find_first_of("\r\n", pos_);
+      size_t length = (stop == std::string_view::npos ? chunk_.size() : stop) - pos_;
+      line.text.append(chunk_.data() + pos_, length);
+      if (line.text.size() > RecordReader::kMaxRecordBytes)
+        fail<DataError>("{}:{}: a line longer than {} MiB; {}", file_.path().string(), line_ + 1,
+                        RecordReader::kMaxRecordBytes >> 20, hint_);
+      if (stop == std::string_view::npos) {
+        pos_ = chunk_.size();
+        continue;
+      }
+      pos_ = stop + 1;
+      if (chunk_[stop] == '\n') {
+        line.end = "\n";
+      } else if (pos_ == chunk_.size()) {
+        pending_cr_ = true;  // "\r" or "\r\n": the next chunk tells
+        continue;
+      } else if (chunk_[pos_] == '\n') {
+        ++pos_;
+        line.end = "\r\n";
+      } else {
+        line.end = "\r";
+      }
+      line.number = ++line_;
+      return true;
+    }
+  }
+
+ private:
+  ChunkedFile& file_;
+  const char* hint_;
+  std::string_view chunk_;
+  size_t pos_ = 0;
+  uint64_t line_ = 0;  // lines returned so far
+  bool pending_cr_ = false;
+  bool eof_ = false;
+};
+
+// CSV and TSV, parsed strictly by RFC 4180 quoting, record by record over physical lines.
+//
+// libcsv was used here before; its lenient mode merges rows after a stray quote, and its strict
+// mode stops without a way to resynchronise, so the quoting rules are implemented here:
+// - A field that starts with a quote (after optional spaces) is quoted: it ends at the next
+//   single quote, holds delimiters and line ends as text, and writes a quote as "". Only spaces
+//   may follow its closing quote before the delimiter or the line end; anything else rejects
+//   the row ("text after the closing quote").
+// - A quote inside an unquoted field (`55" TV`) is kept as text, as Python's csv module and
+//   spreadsheets read it: it cannot open a quoted field, so it cannot merge rows.
+// - A rejected row never takes other rows with it. A row whose quoted field does not close
+//   properly (text after its closing quote on a later line, or no closing quote before the end
+//   of the file) is rejected at the line where it starts, and the lines after that one are read
+//   again as rows of their own. A quoted field may span lines only up to
+//   RecordReader::kMaxRecordBytes; beyond, the file is refused (exit 3) naming the line.
+// Spaces around unquoted fields are trimmed (tabs too in CSV), as libcsv did.
 class DelimitedSource final : public RecordReader::Source {
  public:
   DelimitedSource(const fs::path& path, Format format, std::vector<std::string> columns)
-      : file_(path), columns_(std::move(columns)) {
-    if (format == Format::tsv) {
-      csv_set_delim(&parser_, CSV_TAB);
-      // libcsv trims spaces and tabs around unquoted fields; with TAB as the delimiter only
-      // spaces may be trimmed.
-      csv_set_space_func(&parser_, [](unsigned char c) { return c == CSV_SPACE ? 1 : 0; });
-    }
+      : file_(path),
+        lines_(file_, "is a quoted field missing its closing quote?"),
+        columns_(std::move(columns)),
+        delimiter_(format == Format::tsv ? '\t' : ','),
+        trim_tabs_(format != Format::tsv) {
     // The header is the first record.
-    while (!header_ && fill()) {
+    Record first;
+    uint64_t line = 0;
+    for (;;) {
+      if (!read_record(first)) fail<DataError>("{}: the file is empty; expected a header line naming the columns", path.string());
+      line = first.line;
+      if (!first.problem.empty())
+        fail<DataError>("{}:{}: cannot read the header: {}", path.string(), line, first.problem);
+      bool blank = first.fields.size() == 1 && first.fields[0].empty();
+      if (!blank) break;
     }
-    if (!header_) fail<DataError>("{}: the file is empty; expected a header line naming the columns", path.string());
+    for (auto& name : first.fields) name = std::string(trim_view(name));
+    header_ = std::make_shared<const std::vector<std::string>>(std::move(first.fields));
     const auto& names = *header_;
     for (const std::string& column : columns_) {
       auto found = std::find(names.begin(), names.end(), column);
       if (found == names.end())
         fail<DataError>("{}:{}: no column \"{}\" in the header (columns: {}); name the right one with the "
                         "--*-column options",
-                        path.string(), header_line_, column, list_names(names));
+                        path.string(), line, column, list_names(names));
       if (std::find(found + 1, names.end(), column) != names.end())
-        fail<DataError>("{}:{}: the header names column \"{}\" twice; rename one of them", path.string(),
-                        header_line_, column);
+        fail<DataError>("{}:{}: the header names column \"{}\" twice; rename one of them", path.string(), line,
+                        column);
       indices_.push_back(static_cast<size_t>(found - names.begin()));
     }
   }
 
   bool next(Record& record) override {
-    while (ready_.empty()) {
-      if (!fill()) return false;
+    for (;;) {
+      if (!read_record(record)) return false;
+      // A line of spaces is a blank line, not a one-field record.
+      if (record.problem.empty() && record.fields.size() == 1 && record.fields[0].empty() && header_->size() > 1)
+        continue;
+      record.header = header_;
+      if (record.problem.empty() && record.fields.size() != header_->size()) {
+        record.problem = fmt::format("expected {} fields as in the header, found {}", header_->size(), record.fields.size());
+        if (record.last_line != record.line)
+          record.problem += fmt::format(" (a quoted field takes this record over lines {} to {})", record.line,
+                                        record.last_line);
+      }
+      record.values.clear();
+      for (size_t index : indices_) record.values.push_back(index < record.fields.size() ? record.fields[index] : "");
+      check_utf8(record, columns_);
+      return true;
     }
-    record = std::move(ready_.front());
-    ready_.pop_front();
-    record.values.clear();
-    for (size_t index : indices_) record.values.push_back(index < record.fields.size() ? record.fields[index] : "");
-    check_utf8(record, columns_);
-    return true;
   }
 
   uint64_t bytes_read() const override { return file_.bytes_read(); }
   const std::vector<std::string>& header() const override { return *header_; }
 
  private:
-  // Parses more input; returns false once the whole file has been consumed.
-  bool fill() {
-    if (finished_) return false;
-    if (pos_ == chunk_.size()) {
-      chunk_ = file_.read();
-      pos_ = 0;
-      if (chunk_.empty()) {
-        finish();
-        return true;  // finishing may have completed a record; the caller checks
-      }
+  // How a record whose quoted field spans lines went wrong; the lines it took are read again.
+  enum class Failure { none, unterminated, text_after_quote };
+
+  // Returns the next physical line: one given back by a rejected record first, else the file's.
+  bool take_line(PhysicalLine& line) {
+    if (!replay_.empty()) {
+      line = std::move(replay_.front());
+      replay_.pop_front();
+      return true;
     }
-    const char* start = chunk_.data() + pos_;
-    const void* newline = std::memchr(start, '\n', chunk_.size() - pos_);
-    size_t length = newline ? static_cast<size_t>(static_cast<const char*>(newline) - start) + 1 : chunk_.size() - pos_;
-    size_t parsed = csv_parse(&parser_, start, length, &DelimitedSource::on_field, &DelimitedSource::on_row, this);
-    if (parsed != length)
-      fail<DataError>("{}:{}: CSV parser error: {}", file_.path().string(), line_,
-                      csv_strerror(csv_error(&parser_)));
-    pos_ += length;
-    if (newline) ++line_;
-    size_t pending = pending_bytes_ + parser_.entry_pos;
-    if (pending > RecordReader::kMaxRecordBytes) {
-      size_t inner = pending_newlines_ + count_newlines(std::string_view(
-                                             reinterpret_cast<const char*>(parser_.entry_buf), parser_.entry_pos));
-      fail<DataError>("{}:{}: a record longer than {} MiB starts here; is a quoted field missing its closing quote?",
-                      file_.path().string(), line_ - inner, RecordReader::kMaxRecordBytes >> 20);
-    }
+    return lines_.next(line);
+  }
+
+  bool is_space(char c) const { return c == ' ' || (trim_tabs_ && c == '\t'); }
+
+  // Reads the next record, skipping empty lines; returns false at the end of the file. A record
+  // with broken quoting comes back with `problem` set, `fields` empty and `raw_line` holding its
+  // first line.
+  bool read_record(Record& out) {
+    PhysicalLine first;
+    do {
+      if (!take_line(first)) return false;
+    } while (first.text.empty());
+    out = Record();
+    parse(std::move(first), out);
     return true;
   }
 
-  void finish() {
-    unterminated_ = parser_.quoted && parser_.pstate == kLibcsvFieldBegun;
-    csv_fini(&parser_, &DelimitedSource::on_field, &DelimitedSource::on_row, this);
-    finished_ = true;
-  }
-
-  static void on_field(void* data, size_t size, void* self_ptr) {
-    auto* self = static_cast<DelimitedSource*>(self_ptr);
-    std::string_view value(data ? static_cast<const char*>(data) : "", data ? size : 0);
-    self->fields_.emplace_back(value);
-    self->pending_bytes_ += value.size();
-    self->pending_newlines_ += count_newlines(value);
-  }
-
-  static void on_row(int /*terminator*/, void* self_ptr) {
-    auto* self = static_cast<DelimitedSource*>(self_ptr);
-    // No exceptions here: they would unwind through libcsv's C frames.
-    self->complete_row();
-  }
-
-  void complete_row() {
-    // line_ is the line of the record's terminator (or, at end of file, one past the final
-    // newline, which then lies inside the record's open quoted field and is counted in it).
-    uint64_t start_line = line_ - pending_newlines_;
-    std::vector<std::string> fields = std::move(fields_);
-    fields_.clear();
-    pending_bytes_ = 0;
-    pending_newlines_ = 0;
-    if (!header_) {
-      for (auto& name : fields) name = std::string(trim_view(name));
-      header_ = std::make_shared<const std::vector<std::string>>(std::move(fields));
-      header_line_ = start_line;
-      return;
+  void parse(PhysicalLine first, Record& record) {
+    enum class State { field_start, unquoted, quoted, quote_in_quoted, after_quoted };
+    record.line = record.last_line = first.number;
+    std::vector<std::string>& fields = record.fields;
+    std::string field;
+    size_t trailing_spaces = 0;  // at the end of an unquoted field, trimmed when it ends
+    size_t quoted_field = 0;     // 1-based number of the field whose quote is open
+    size_t bytes = 0;
+    State state = State::field_start;
+    std::deque<PhysicalLine> taken;  // lines after the first that the record went on to
+    const PhysicalLine* line = &first;
+    for (;;) {
+      for (char c : line->text) {
+        switch (state) {
+          case State::field_start:
+            if (c == delimiter_) {
+              fields.emplace_back();
+            } else if (c == '"') {
+              state = State::quoted;
+              quoted_field = fields.size() + 1;
+            } else if (!is_space(c)) {
+              field += c;
+              trailing_spaces = 0;
+              state = State::unquoted;
+            }
+            break;
+          case State::unquoted:
+            if (c == delimiter_) {
+              field.resize(field.size() - trailing_spaces);
+              fields.push_back(std::move(field));
+              field.clear();
+              state = State::field_start;
+            } else {
+              field += c;
+              trailing_spaces = is_space(c) ? trailing_spaces + 1 : 0;
+            }
+            break;
+          case State::quoted:
+            if (c == '"') state = State::quote_in_quoted;
+            else field += c;
+            break;
+          case State::quote_in_quoted:
+          case State::after_quoted:
+            if (c == '"' && state == State::quote_in_quoted) {
+              field += '"';
+              state = State::quoted;
+            } else if (c == delimiter_) {
+              fields.push_back(std::move(field));
+              field.clear();
+              state = State::field_start;
+            } else if (is_space(c)) {
+              state = State::after_quoted;
+            } else {
+              reject(record, first, taken, Failure::text_after_quote, line->number, quoted_field);
+              return;
+            }
+            break;
+        }
+      }
+      if (state != State::quoted) break;
+      // The quoted field goes on past the line end.
+      if (first.number < replay_until_ && taken.empty()) {
+        // These lines were read before inside a quoted field that failed; from the same state
+        // the same input fails the same way, so this record is rejected without reading on.
+        reject(record, first, taken, failure_, failure_line_, quoted_field);
+        return;
+      }
+      if (line->end.empty()) {
+        reject(record, first, taken, Failure::unterminated, line->number, quoted_field);
+        return;
+      }
+      field += line->end;
+      bytes += line->text.size() + line->end.size();
+      if (bytes > RecordReader::kMaxRecordBytes)
+        fail<DataError>("{}:{}: a record longer than {} MiB starts here; is a quoted field missing its closing quote?",
+                        file_.path().string(), first.number, RecordReader::kMaxRecordBytes >> 20);
+      PhysicalLine next;
+      if (!take_line(next)) {
+        reject(record, first, taken, Failure::unterminated, line->number, quoted_field);
+        return;
+      }
+      taken.push_back(std::move(next));
+      line = &taken.back();
+      record.last_line = line->number;
     }
-    // A line holding only spaces is a blank line, not a one-field record.
-    if (fields.size() == 1 && fields[0].empty() && header_->size() > 1 && !unterminated_) return;
-    Record record;
-    record.line = start_line;
-    record.header = header_;
-    if (unterminated_) {
-      record.problem = "unterminated quoted field: the quote opened in this record is never closed";
-    } else if (fields.size() != header_->size()) {
-      record.problem = fmt::format("expected {} fields as in the header, found {}", header_->size(), fields.size());
+    if (state == State::unquoted) field.resize(field.size() - trailing_spaces);
+    fields.push_back(std::move(field));
+  }
+
+  // Rejects the record that starts at `first` for broken quoting, and gives the lines it took
+  // after its first back, to be read again as records of their own.
+  void reject(Record& record, PhysicalLine& first, std::deque<PhysicalLine>& taken, Failure failure, uint64_t at,
+              size_t quoted_field) {
+    const bool more_lines = !taken.empty() || first.number < replay_until_;
+    if (failure == Failure::unterminated) {
+      record.problem = fmt::format("unterminated quoted field: the quote that opens field {} is never closed", quoted_field);
+      if (more_lines) record.problem += "; the lines after it are read as rows of their own";
+    } else if (at == first.number) {
+      record.problem = fmt::format(
+          "text after the closing quote of field {}; inside a quoted field a quote is written twice (\"\")", quoted_field);
+    } else {
+      record.problem = fmt::format(
+          "the quote that opens field {} closes on line {} and text follows it; the lines after this one are read "
+          "as rows of their own",
+          quoted_field, at);
     }
-    record.fields = std::move(fields);
-    ready_.push_back(std::move(record));
+    if (!taken.empty()) {
+      replay_until_ = taken.back().number;
+      failure_ = failure;
+      failure_line_ = at;
+      for (auto it = taken.rbegin(); it != taken.rend(); ++it) replay_.push_front(std::move(*it));
+    }
+    record.fields.clear();
+    record.raw_line = std::move(first.text);
+    record.last_line = record.line;
   }
 
   static std::string_view trim_view(std::string_view text) {
@@ -283,49 +476,35 @@ class DelimitedSource final : public RecordReader::Source {
     return text;
   }
 
-  // Owns libcsv's buffers; a member so they are freed when the constructor throws too.
-  struct Parser {
-    csv_parser state{};
-    Parser() {
-      if (csv_init(&state, 0) != 0) throw Error(ExitCode::internal, "cannot initialise the CSV parser");
-    }
-    ~Parser() { csv_free(&state); }
-    Parser(const Parser&) = delete;
-    Parser& operator=(const Parser&) = delete;
-  };
-
   ChunkedFile file_;
+  LineSplitter lines_;
   std::vector<std::string> columns_;
   std::vector<size_t> indices_;
-  Parser parser_holder_;
-  csv_parser& parser_ = parser_holder_.state;
-  std::string_view chunk_;
-  size_t pos_ = 0;
-  uint64_t line_ = 1;  // the line the next byte fed to libcsv is on
-  std::vector<std::string> fields_;
-  size_t pending_bytes_ = 0;
-  size_t pending_newlines_ = 0;
+  char delimiter_;
+  bool trim_tabs_;
   std::shared_ptr<const std::vector<std::string>> header_;
-  uint64_t header_line_ = 1;
-  std::deque<Record> ready_;
-  bool unterminated_ = false;
-  bool finished_ = false;
+  std::deque<PhysicalLine> replay_;
+  // The last record that failed inside a quoted field spanning lines: the lines before
+  // replay_until_ are being read again, and a quoted field open at the end of one of them
+  // fails as that record did (failure_ at failure_line_).
+  uint64_t replay_until_ = 0;
+  Failure failure_ = Failure::none;
+  uint64_t failure_line_ = 0;
 };
 
 // JSON Lines: one object per line; blank lines are skipped.
 class JsonlSource final : public RecordReader::Source {
  public:
-  JsonlSource(const fs::path& path, std::vector<std::string> columns) : file_(path), columns_(std::move(columns)) {}
+  JsonlSource(const fs::path& path, std::vector<std::string> columns)
+      : file_(path), lines_(file_, "is this really JSON Lines (one object per line)?"), columns_(std::move(columns)) {}
 
   bool next(Record& record) override {
-    std::string line;
-    while (read_line(line)) {
-      std::string_view view(line);
-      if (!view.empty() && view.back() == '\r') view.remove_suffix(1);
-      if (view.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    PhysicalLine line;
+    while (lines_.next(line)) {
+      if (line.text.find_first_not_of(" \t") == std::string::npos) continue;
       record = Record();
-      record.line = line_;
-      record.raw_line = std::string(view);
+      record.line = record.last_line = line.number;
+      record.raw_line = std::move(line.text);
       parse(record);
       return true;
     }
@@ -336,37 +515,6 @@ class JsonlSource final : public RecordReader::Source {
   const std::vector<std::string>& header() const override { return empty_; }
 
  private:
-  bool read_line(std::string& line) {
-    line.clear();
-    for (;;) {
-      if (pos_ == chunk_.size()) {
-        if (eof_) return false;
-        chunk_ = file_.read();
-        pos_ = 0;
-        if (chunk_.empty()) {
-          eof_ = true;
-          if (line.empty()) return false;
-          ++line_;
-          return true;
-        }
-      }
-      const char* start = chunk_.data() + pos_;
-      const void* newline = std::memchr(start, '\n', chunk_.size() - pos_);
-      size_t length = newline ? static_cast<size_t>(static_cast<const char*>(newline) - start)
-                              : chunk_.size() - pos_;
-      line.append(start, length);
-      if (line.size() > RecordReader::kMaxRecordBytes)
-        fail<DataError>("{}:{}: a line longer than {} MiB; is this really JSON Lines (one object per line)?",
-                        file_.path().string(), line_ + 1, RecordReader::kMaxRecordBytes >> 20);
-      if (newline) {
-        pos_ += length + 1;
-        ++line_;
-        return true;
-      }
-      pos_ = chunk_.size();
-    }
-  }
-
   void parse(Record& record) {
     const std::string& text = record.raw_line;
     size_t bad = unicode::find_invalid_utf8(text);
@@ -374,16 +522,8 @@ class JsonlSource final : public RecordReader::Source {
       record.problem = fmt::format("invalid UTF-8 at byte {} of the line", bad + 1);
       return;
     }
-    nlohmann::json doc;
-    try {
-      doc = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
-      std::string message = e.what();
-      size_t bracket = message.find("] ");
-      if (bracket != std::string::npos) message = message.substr(bracket + 2);
-      record.problem = "invalid JSON: " + message;
-      return;
-    }
+    nlohmann::json doc = parse_jsonl_line<nlohmann::json>(text, record.problem);
+    if (!record.problem.empty()) return;
     if (!doc.is_object()) {
       record.problem = fmt::format("expected a JSON object, found {}", with_article(doc.type_name()));
       return;
@@ -410,12 +550,9 @@ class JsonlSource final : public RecordReader::Source {
   }
 
   ChunkedFile file_;
+  LineSplitter lines_;
   std::vector<std::string> columns_;
   std::vector<std::string> empty_;
-  std::string_view chunk_;
-  size_t pos_ = 0;
-  uint64_t line_ = 0;  // lines returned so far
-  bool eof_ = false;
 };
 
 }  // namespace

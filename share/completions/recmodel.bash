@@ -16,7 +16,7 @@ _recmodel_command_opts() {
         preprocess)
             echo "--input --train --dev --test --format --text-column --text-pair-column \
 --label-column --task --labels --vocab --model --cased --max-length --split --seed \
---group-column --out --force --max-rejected" ;;
+--group-column --out --force --max-rejected --duplicates --conflicts --drop-test-overlap" ;;
         evaluate)
             echo "--model --data --split --batch-size --device --predictions --labels --id-column \
 --top-k --fail-under --max --report --record" ;;
@@ -210,6 +210,8 @@ _recmodel() {
                 --format) COMPREPLY=($(compgen -W "auto csv tsv jsonl" -- "$cur")); return 0 ;;
                 --task) COMPREPLY=($(compgen -W "classification regression" -- "$cur")); return 0 ;;
                 --split) COMPREPLY=($(compgen -W "0.8,0.1,0.1 0.9,0.1" -- "$cur")); return 0 ;;
+                --duplicates) COMPREPLY=($(compgen -W "drop keep" -- "$cur")); return 0 ;;
+                --conflicts) COMPREPLY=($(compgen -W "reject keep majority" -- "$cur")); return 0 ;;
                 --text-column|--text-pair-column|--label-column|--labels|--max-length|--seed|\
 --group-column|--max-rejected)
                     return 0 ;;

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/hostile.h"
 #include "tests/support.h"
 
 namespace t = recmodel::testing;
@@ -52,7 +53,8 @@ TEST_CASE("preprocess writes the dataset directory and prints a summary") {
                           "\n"
                           "  rows read           3\n"
                           "  kept                2\n"
-                          "  duplicates          1\n"
+                          "  duplicates          1 dropped\n"
+                          "  conflicts           0\n"
                           "  rejected            0\n"
                           "\n"
                           "  split   examples   shirts    shoes\n"
@@ -111,9 +113,10 @@ TEST_CASE("preprocess fails with exit 3 naming the bad lines, and leaves no dire
   CHECK(result.exit_code == 3);
   const std::string file = f.path("bad.csv");
   CHECK(result.err == "recmodel: error: 4 of 6 rows are unusable, more than --max-rejected 3 allows: " + file +
-                          ":3: expected 2 fields as in the header, found 3; " + file + ":5: empty text; " + file +
+                          ":3: expected 2 fields as in the header, found 3 (a quoted field takes this record over lines 3 to "
+                          "4); " + file + ":5: empty text; " + file +
                           ":6: expected 2 fields as in the header, found 1; " + file +
-                          ":8: unterminated quoted field: the quote opened in this record is never closed. Fix the "
+                          ":8: unterminated quoted field: the quote that opens field 1 is never closed. Fix the "
                           "input, or raise --max-rejected to skip such rows (they are then listed in "
                           "rejected.jsonl)\n");
   CHECK(result.out.empty());
@@ -127,11 +130,12 @@ TEST_CASE("preprocess fails with exit 3 naming the bad lines, and leaves no dire
   CHECK(rejected[0] == nlohmann::json({{"file", file},
                                        {"line", 3},
                                        {"kind", "invalid"},
-                                       {"reason", "expected 2 fields as in the header, found 3"},
+                                       {"reason", "expected 2 fields as in the header, found 3 (a quoted field "
+                                                  "takes this record over lines 3 to 4)"},
                                        {"fields", {"blue\nshirt", "shirts", "extra"}}}));
   CHECK(rejected[1]["fields"] == nlohmann::json({{"text", ""}, {"label", "shoes"}}));
   CHECK(rejected[3]["line"] == 8);
-  CHECK(rejected[3]["fields"] == nlohmann::json({"open quote,shoes\n"}));
+  CHECK(rejected[3]["fields"] == "\"open quote,shoes");
 }
 
 TEST_CASE("preprocess refuses bad option combinations with exit 2 before any work") {
@@ -240,4 +244,283 @@ TEST_CASE("preprocess with the bert-base-uncased vocabulary and given splits") {
   CHECK(doc["columns"]["text_pair"] == "title");
   // The test split is empty by the user's choice: no warning about it.
   CHECK(result.err.empty());
+}
+
+TEST_CASE("preprocess: a broken quote is one rejected row with its line, and the rows after it are kept") {
+  // Regression: 10 physical lines became 5 examples with wrong labels, exit 0, nothing rejected.
+  Fixture f;
+  t::write_text(f.dir / "merge.csv",
+                "text,label\n"
+                "red shoes,shoes\n"
+                "\"broken quote,shirts\n"
+                "blue shirt,shirts\n"
+                "blue shoes,shoes\n"
+                "\"red, size 42\",shoes\n"
+                "\"closed\" trailing,shirts\n"
+                "red shirt,shirts\n"
+                "size 4,shoes\n"
+                "blue,shirts\n");
+  auto strict = t::run_recmodel({"preprocess", "--input", f.path("merge.csv"), "--vocab", f.vocab, "--out",
+                                 f.path("out")});
+  CHECK(strict.exit_code == 3);
+  const std::string file = f.path("merge.csv");
+  CHECK(strict.err == "recmodel: error: 2 of 9 rows are unusable, more than --max-rejected 0 allows: " + file +
+                          ":3: the quote that opens field 1 closes on line 6 and text follows it; the lines after "
+                          "this one are read as rows of their own; " + file +
+                          ":7: text after the closing quote of field 1; inside a quoted field a quote is written "
+                          "twice (\"\"). Fix the input, or raise --max-rejected to skip such rows (they are then "
+                          "listed in rejected.jsonl)\n");
+
+  auto allowed = t::run_recmodel({"preprocess", "--json", "--input", f.path("merge.csv"), "--vocab", f.vocab,
+                                  "--out", f.path("out"), "--max-rejected", "2", "--split", "1,0,0"});
+  REQUIRE(allowed.exit_code == 0);
+  auto doc = nlohmann::json::parse(allowed.out);
+  CHECK(doc["counts"]["rows_read"] == 9);
+  CHECK(doc["counts"]["kept"] == 7);
+  CHECK(doc["splits"]["train"]["labels"] == nlohmann::json({{"shirts", 3}, {"shoes", 4}}));
+  auto rejected = read_jsonl(f.dir / "out" / "rejected.jsonl");
+  REQUIRE(rejected.size() == 2);
+  CHECK(rejected[0] == nlohmann::json({{"file", file},
+                                       {"line", 3},
+                                       {"kind", "invalid"},
+                                       {"reason", "the quote that opens field 1 closes on line 6 and text follows it; "
+                                                  "the lines after this one are read as rows of their own"},
+                                       {"fields", "\"broken quote,shirts"}}));
+  CHECK(rejected[1]["line"] == 7);
+  CHECK(rejected[1]["fields"] == "\"closed\" trailing,shirts");
+}
+
+TEST_CASE("preprocess: CR-only line endings give every rejected row its own line number") {
+  // Regression: every row was reported as line 1.
+  Fixture f;
+  t::write_text(f.dir / "cr.csv", "text,label\rred shoes,shoes\r,shoes\rblue shirt,shirts\rsize 42\r");
+  auto result = t::run_recmodel({"preprocess", "--input", f.path("cr.csv"), "--vocab", f.vocab, "--out",
+                                 f.path("out")});
+  CHECK(result.exit_code == 3);
+  const std::string file = f.path("cr.csv");
+  CHECK(result.err == "recmodel: error: 2 of 4 rows are unusable, more than --max-rejected 0 allows: " + file +
+                          ":3: empty text; " + file +
+                          ":5: expected 2 fields as in the header, found 1. Fix the input, or raise --max-rejected "
+                          "to skip such rows (they are then listed in rejected.jsonl)\n");
+}
+
+TEST_CASE("preprocess: when every row is unusable the error does not suggest raising --max-rejected") {
+  Fixture f;
+  t::write_text(f.dir / "all.csv", "text,label\n,shoes\nred shoes,\n\"open,shoes\n");
+  auto result = t::run_recmodel({"preprocess", "--input", f.path("all.csv"), "--vocab", f.vocab, "--out",
+                                 f.path("out")});
+  REQUIRE_REFUSED(result, 3);
+  const std::string file = f.path("all.csv");
+  CHECK(result.err == "recmodel: error: none of the 3 rows is usable: " + file + ":2: empty text; " + file +
+                          ":3: missing label; " + file +
+                          ":4: unterminated quoted field: the quote that opens field 1 is never closed. Fix the "
+                          "input\n");
+  auto raised = t::run_recmodel({"preprocess", "--input", f.path("all.csv"), "--vocab", f.vocab, "--out",
+                                 f.path("out"), "--max-rejected", "100%"});
+  CHECK(raised.exit_code == 3);
+  CHECK(raised.err == result.err);
+  CHECK(raised.err.find("raise") == std::string::npos);
+  CHECK_FALSE(t::fs::exists(f.dir / "out"));
+}
+
+namespace {
+
+// Ratings where one short review carries several star ratings, as on real review sites.
+void write_ratings(const Fixture& f) {
+  t::write_text(f.dir / "ratings.csv",
+                "review,rating\n"
+                "red shoes,5\n"   // 2
+                "red shoes,4\n"   // 3
+                "red shoes,5\n"   // 4
+                "blue shirt,4\n"  // 5
+                "blue shirt,4\n"  // 6
+                "size 42,1\n"     // 7
+                "size 42,2\n"     // 8
+                "shirt,3\n");     // 9
+}
+
+std::vector<std::string> base_args(const Fixture& f, const std::string& out) {
+  return {"preprocess", "--json", "--input", f.path("ratings.csv"), "--vocab", f.vocab, "--out", f.path(out),
+          "--text-column", "review", "--label-column", "rating", "--split", "1,0,0"};
+}
+
+}  // namespace
+
+TEST_CASE("preprocess --duplicates keep trains on every row as it came") {
+  Fixture f;
+  write_ratings(f);
+  auto args = base_args(f, "out");
+  for (const char* extra : {"--duplicates", "keep", "--conflicts", "keep"}) args.push_back(extra);
+  auto result = t::run_recmodel(args);
+  INFO(result.err);
+  REQUIRE(result.exit_code == 0);
+  auto doc = nlohmann::json::parse(result.out);
+  CHECK(doc["counts"]["kept"] == 8);
+  CHECK(doc["counts"]["rejected"] == 0);
+  CHECK(doc["splits"]["train"]["labels"] == nlohmann::json({{"1", 1}, {"2", 1}, {"3", 1}, {"4", 3}, {"5", 2}}));
+  CHECK(doc["policies"]["duplicates"] == nlohmann::json({{"policy", "keep"}, {"dropped", 0}, {"kept", 2}}));
+  CHECK(doc["policies"]["conflicts"] ==
+        nlohmann::json({{"policy", "keep"}, {"texts", 2}, {"rejected", 0}, {"kept", 2}, {"resolved_texts", 0}}));
+  CHECK(t::read_text(f.dir / "out" / "rejected.jsonl").empty());
+  auto manifest = nlohmann::json::parse(t::read_text(f.dir / "out" / "manifest.json"));
+  CHECK(manifest["policies"] == doc["policies"]);
+
+  // The default drops exact repeats and rejects conflicts, counting them against --max-rejected.
+  auto strict = t::run_recmodel(base_args(f, "strict"));
+  CHECK(strict.exit_code == 3);
+  CHECK(strict.err.rfind("recmodel: error: 2 of 8 rows are unusable, more than --max-rejected 0 allows: " +
+                             f.path("ratings.csv") + ":3: same text as " + f.path("ratings.csv") +
+                             ":2 but a different label: \"5\" there, \"4\" here; ",
+                         0) == 0);
+}
+
+TEST_CASE("preprocess --conflicts keep keeps every labelled row and lists only exact repeats") {
+  Fixture f;
+  write_ratings(f);
+  auto args = base_args(f, "out");
+  args.erase(args.begin() + 1);  // the human summary this time
+  for (const char* extra : {"--conflicts", "keep"}) args.push_back(extra);
+  auto result = t::run_recmodel(args);
+  REQUIRE(result.exit_code == 0);
+  CHECK(result.out.find("  kept                6\n"
+                        "  duplicates          2 dropped\n"
+                        "  conflicts           2 kept, in 2 texts (--conflicts keep)\n"
+                        "  rejected            0\n") != std::string::npos);
+  auto rejected = read_jsonl(f.dir / "out" / "rejected.jsonl");
+  REQUIRE(rejected.size() == 2);
+  CHECK(rejected[0]["line"] == 4);
+  CHECK(rejected[0]["kind"] == "duplicate");
+  CHECK(rejected[0]["reason"] == "duplicate of " + f.path("ratings.csv") + ":2");
+  CHECK(rejected[1]["line"] == 6);
+}
+
+TEST_CASE("preprocess --conflicts majority keeps the most frequent label and rejects ties with file:line") {
+  Fixture f;
+  write_ratings(f);
+  auto args = base_args(f, "out");
+  for (const char* extra : {"--conflicts", "majority", "--max-rejected", "3"}) args.push_back(extra);
+  auto result = t::run_recmodel(args);
+  INFO(result.err);
+  REQUIRE(result.exit_code == 0);
+  auto doc = nlohmann::json::parse(result.out);
+  // red shoes: 5 wins 2 to 1; blue shirt: no conflict; size 42: a 1-1 tie, both rows rejected.
+  CHECK(doc["counts"]["kept"] == 3);
+  CHECK(doc["counts"]["rejected"] == 3);
+  CHECK(doc["counts"]["label_conflicts"] == 3);
+  CHECK(doc["policies"]["conflicts"] ==
+        nlohmann::json({{"policy", "majority"}, {"texts", 2}, {"rejected", 3}, {"kept", 0}, {"resolved_texts", 1}}));
+  CHECK(doc["policies"]["duplicates"]["dropped"] == 2);
+  auto rejected = read_jsonl(f.dir / "out" / "rejected.jsonl");
+  const std::string file = f.path("ratings.csv");
+  REQUIRE(rejected.size() == 5);
+  CHECK(rejected[0]["line"] == 3);
+  CHECK(rejected[0]["kind"] == "conflict");
+  CHECK(rejected[0]["reason"] == "same text as " + file +
+                                     ":2, whose label \"5\" is the most frequent (2 of 3 rows); \"4\" here "
+                                     "(--conflicts majority)");
+  CHECK(rejected[1]["line"] == 4);
+  CHECK(rejected[1]["kind"] == "duplicate");
+  CHECK(rejected[3]["line"] == 7);
+  CHECK(rejected[3]["reason"] == "no label is the most frequent for this text (2 rows, the top labels have 1 each; "
+                                 "the first is at " + file + ":7), so all its rows are rejected (--conflicts majority)");
+  CHECK(rejected[4]["line"] == 8);
+  CHECK(rejected[4]["kind"] == "conflict");
+}
+
+TEST_CASE("preprocess keeps a given test split whole and reports how much of it is in train") {
+  Fixture f;
+  t::write_text(f.dir / "train.csv", "text,label\nred shoes,shoes\nblue shirt,shirts\nsize 42,shoes\n");
+  t::write_text(f.dir / "test.csv",
+                "text,label\nred shoes,shoes\nblue shirt,shoes\nred shirt,shirts\nred shirt,shirts\n");
+  std::vector<std::string> args = {"preprocess", "--train", f.path("train.csv"), "--test", f.path("test.csv"),
+                                   "--vocab", f.vocab, "--out", f.path("out")};
+  auto result = t::run_recmodel(args);
+  INFO(result.err);
+  REQUIRE(result.exit_code == 0);
+  CHECK(result.out.find("  test overlap: 2 of 4 test rows also appear in train; kept (--drop-test-overlap drops "
+                        "them)\n") != std::string::npos);
+  CHECK(result.out.find("  test           4") != std::string::npos);
+  auto manifest = nlohmann::json::parse(t::read_text(f.dir / "out" / "manifest.json"));
+  CHECK(manifest["splits"]["test"]["examples"] == 4);
+  CHECK(manifest["policies"]["test_overlap"] ==
+        nlohmann::json({{"policy", "keep"}, {"test_rows", 4}, {"in_train", 2}, {"dropped", 0}}));
+  CHECK(t::read_text(f.dir / "out" / "rejected.jsonl").empty());
+
+  args.push_back("--drop-test-overlap");
+  args.push_back("--force");
+  auto dropped = t::run_recmodel(args);
+  REQUIRE(dropped.exit_code == 0);
+  CHECK(dropped.out.find("  test overlap: 2 of 4 test rows also appear in train; dropped (--drop-test-overlap)\n") !=
+        std::string::npos);
+  manifest = nlohmann::json::parse(t::read_text(f.dir / "out" / "manifest.json"));
+  CHECK(manifest["splits"]["test"]["examples"] == 2);
+  CHECK(manifest["policies"]["test_overlap"]["dropped"] == 2);
+  auto rejected = read_jsonl(f.dir / "out" / "rejected.jsonl");
+  REQUIRE(rejected.size() == 2);
+  CHECK(rejected[0] == nlohmann::json({{"file", f.path("test.csv")},
+                                       {"line", 2},
+                                       {"kind", "test_overlap"},
+                                       {"reason", "also in the train split at " + f.path("train.csv") +
+                                                      ":2 (--drop-test-overlap)"},
+                                       {"fields", {{"text", "red shoes"}, {"label", "shoes"}}}}));
+  CHECK(rejected[1]["line"] == 3);
+}
+
+TEST_CASE("preprocess: bad --duplicates and --conflicts values and a stray --drop-test-overlap exit 2") {
+  Fixture f;
+  t::write_text(f.dir / "a.csv", "text,label\nred,x\n");
+  auto run = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"preprocess", "--input", f.path("a.csv"), "--vocab", f.vocab, "--out", f.path("o")};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return t::run_recmodel(args);
+  };
+  auto duplicates = run({"--duplicates", "remove"});
+  CHECK(duplicates.exit_code == 2);
+  CHECK(duplicates.err == "recmodel: error: --duplicates: 'remove' is not one of drop, keep; see 'recmodel "
+                          "preprocess --help'\n");
+  auto conflicts = run({"--conflicts", "majorty"});
+  CHECK(conflicts.exit_code == 2);
+  CHECK(conflicts.err == "recmodel: error: --conflicts: 'majorty' is not one of reject, keep, majority; did you mean "
+                         "'majority'?; see 'recmodel preprocess --help'\n");
+  auto overlap = run({"--drop-test-overlap"});
+  CHECK(overlap.exit_code == 2);
+  CHECK(overlap.err == "recmodel: error: --drop-test-overlap applies to a given --test split; give --train and --test "
+                       "files\n");
+  CHECK_FALSE(t::fs::exists(f.dir / "o"));
+}
+
+TEST_CASE("preprocess: a JSONL line nested 200k deep is a rejected row, not a crash") {
+  // Regression: writing it to rejected.jsonl recursed once per level (exit 139).
+  Fixture f;
+  t::write_text(f.dir / "deep.jsonl", "{\"text\": \"red shoes\", \"label\": \"a\"}\n{\"text\": \"blue\", "
+                                      "\"label\": \"b\"}\n" +
+                                          std::string(200000, '[') + std::string(200000, ']') + "\n");
+  auto refused = t::run_recmodel_limited({"preprocess", "--input", f.path("deep.jsonl"), "--vocab", f.vocab, "--out",
+                                          f.path("out")});
+  REQUIRE_REFUSED(refused, 3);
+  CHECK(refused.err.find(":3: invalid JSON: nested deeper than 64 levels") != std::string::npos);
+  auto allowed = t::run_recmodel_limited({"preprocess", "--input", f.path("deep.jsonl"), "--vocab", f.vocab, "--out",
+                                          f.path("out"), "--max-rejected", "1", "--split", "1,0,0"});
+  INFO(allowed.err);
+  REQUIRE(allowed.exit_code == 0);
+  auto rejected = read_jsonl(f.dir / "out" / "rejected.jsonl");
+  REQUIRE(rejected.size() == 1);
+  CHECK(rejected[0]["fields"].is_string());
+}
+
+TEST_CASE("preprocess: a quote that never closes in a large file rejects one row, under the memory limit") {
+  Fixture f;
+  std::string csv = "text,label\n\"red shoes,shoes\n";
+  for (int i = 0; i < 200000; ++i) csv += "blue shirt " + std::to_string(i) + ",shirts\n";
+  t::write_text(f.dir / "open.csv", csv);
+  auto result = t::run_recmodel_limited({"preprocess", "--json", "--input", f.path("open.csv"), "--vocab", f.vocab,
+                                         "--out", f.path("out"), "--max-rejected", "1"});
+  INFO(result.err);
+  REQUIRE(result.exit_code == 0);
+  auto doc = nlohmann::json::parse(result.out);
+  CHECK(doc["counts"]["rows_read"] == 200001);
+  CHECK(doc["counts"]["kept"] == 200000);
+  auto rejected = read_jsonl(f.dir / "out" / "rejected.jsonl");
+  REQUIRE(rejected.size() == 1);
+  CHECK(rejected[0]["line"] == 2);
 }

@@ -219,11 +219,13 @@ TEST_CASE("preprocess: --group-column keeps each group in one split") {
   CHECK(m["splits"]["train"]["examples"].get<int>() % 5 == 0);
 }
 
-TEST_CASE("preprocess: given splits are kept, and duplicates across them are removed from the later file") {
+TEST_CASE("preprocess: a given test split is kept whole, and rows that repeat train are counted, not removed") {
+  // Regression: test rows repeating train rows were removed from the user's test file, so
+  // results were not comparable with other tools on the same split.
   REQUIRE(have_vocab());
   t::TempDir dir;
   t::write_text(dir / "train.tsv", "text\tlabel\nred shoes\tshoes\nblue shirt\tshirts\n");
-  t::write_text(dir / "test.tsv", "text\tlabel\nblue shirt\tshirts\ngreen shoes\tshoes\n");
+  t::write_text(dir / "test.tsv", "text\tlabel\nblue shirt\tshirts\ngreen shoes\tshoes\nblue shirt\tshoes\n");
   PreprocessConfig config;
   config.inputs = {{dir / "train.tsv", Format::tsv, kTrain}, {dir / "test.tsv", Format::tsv, kTest}};
   config.out = dir / "out";
@@ -233,11 +235,55 @@ TEST_CASE("preprocess: given splits are kept, and duplicates across them are rem
   CHECK(m["labels"] == nlohmann::ordered_json({"shoes", "shirts"}));
   CHECK(m["label_order"] == "given");
   CHECK(m["splits"]["train"]["examples"] == 2);
-  CHECK(m["splits"]["test"]["examples"] == 1);
-  CHECK(m["counts"]["duplicates_removed"] == 1);
+  CHECK(m["splits"]["test"]["examples"] == 3);
+  CHECK(m["counts"]["duplicates_removed"] == 0);
+  CHECK(m["counts"]["rejected"] == 0);
+  CHECK(m["policies"]["test_overlap"] ==
+        nlohmann::ordered_json({{"policy", "keep"}, {"test_rows", 3}, {"in_train", 2}, {"dropped", 0}}));
   DatasetSplit test = DatasetSplit::open(dir / "out" / "test.bin");
   CHECK(test.origin_file(0) == 1);
-  CHECK(test.label(0) == 0);
+  CHECK(test.label(0) == 1);
+  CHECK(test.origin_line(2) == 4);
+
+  config.policy.drop_test_overlap = true;
+  config.out = dir / "dropped";
+  m = preprocess(config, uncased()).manifest;
+  CHECK(m["splits"]["test"]["examples"] == 1);
+  CHECK(m["policies"]["test_overlap"]["dropped"] == 2);
+  CHECK(m["counts"]["rejected"] == 0);  // the user's choice, not bad rows
+  auto rejected = read_jsonl(dir / "dropped" / "rejected.jsonl");
+  REQUIRE(rejected.size() == 2);
+  CHECK(rejected[0]["kind"] == "test_overlap");
+  CHECK(rejected[0]["line"] == 2);
+  CHECK(rejected[0]["reason"] ==
+        "also in the train split at " + (dir / "train.tsv").string() + ":3 (--drop-test-overlap)");
+}
+
+TEST_CASE("preprocess: with --duplicates keep, repeats of a text share the split of its first row") {
+  // Otherwise keeping duplicates would put the same text in train and in test.
+  REQUIRE(have_vocab());
+  t::TempDir dir;
+  std::string csv = "text,label\n";
+  for (int i = 0; i < 50; ++i)
+    for (int r = 0; r < 4; ++r) csv += fmt::format("query {},{}\n", i, r == 3 ? (i + 1) % 3 : i % 3);
+  t::write_text(dir / "q.csv", csv);
+  PreprocessConfig config = config_for(dir / "q.csv", dir / "out");
+  config.policy.duplicates = DuplicatePolicy::keep;
+  config.policy.conflicts = ConflictPolicy::keep;
+  auto m = preprocess(config, uncased()).manifest;
+  CHECK(m["counts"]["kept"] == 200);
+  CHECK(m["policies"]["duplicates"] == nlohmann::ordered_json({{"policy", "keep"}, {"dropped", 0}, {"kept", 100}}));
+  CHECK(m["policies"]["conflicts"]["kept"] == 50);
+  CHECK(m["policies"]["conflicts"]["texts"] == 50);
+  std::map<uint64_t, std::set<int>> splits_of_text;
+  for (int s = 0; s < kSplitCount; ++s) {
+    DatasetSplit split = DatasetSplit::open(dir / "out" / (std::string(split_name(s)) + ".bin"));
+    for (size_t i = 0; i < split.size(); ++i) splits_of_text[(split.origin_line(i) - 2) / 4].insert(s);
+  }
+  REQUIRE(splits_of_text.size() == 50);
+  size_t in_one = 0;
+  for (const auto& [text, splits] : splits_of_text) in_one += splits.size() == 1;
+  CHECK(in_one == 50);
 }
 
 TEST_CASE("preprocess: fixed labels reject unknown ones, regression rejects non-numbers") {
@@ -362,4 +408,21 @@ TEST_CASE("preprocess: memory stays flat because rows are spooled, not held") {
   CHECK(rejected.front()["line"] == 2502);
   CHECK(rejected.front()["reason"] == "duplicate of " + (dir / "d.csv").string() + ":2");
   CHECK(rejected.back()["line"] == 5001);
+}
+
+TEST_CASE("preprocess: a majority tie on every text leaves nothing, and the error does not suggest --max-rejected") {
+  REQUIRE(have_vocab());
+  t::TempDir dir;
+  t::write_text(dir / "tie.csv", "text,label\nGood,4\nGood,5\n");
+  PreprocessConfig config = config_for(dir / "tie.csv", dir / "out");
+  config.policy.conflicts = ConflictPolicy::majority;
+  config.max_rejected = RejectLimit::parse("100%");
+  const std::string file = (dir / "tie.csv").string();
+  CHECK(error_of(config) == "none of the 2 rows is usable: " + file +
+                                ":2: no label is the most frequent for this text (2 rows, the top labels have 1 each; "
+                                "the first is at " + file + ":2), so all its rows are rejected (--conflicts majority); " +
+                                file + ":3: no label is the most frequent for this text (2 rows, the top labels have 1 "
+                                "each; the first is at " + file + ":2), so all its rows are rejected (--conflicts "
+                                "majority). Fix the input");
+  CHECK_FALSE(t::fs::exists(dir / "out"));
 }

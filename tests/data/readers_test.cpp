@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -103,9 +104,183 @@ TEST_CASE("CSV: an unterminated quote is reported at the line where the record s
                 "more,pos\n"
                 "and more,neg\n");
   auto records = read_all(dir / "open.csv", Format::csv, {"text", "label"});
-  REQUIRE(records.size() == 2);
+  // The quote swallows nothing: the lines after it are rows of their own.
+  REQUIRE(records.size() == 4);
   CHECK(records[1].line == 3);
-  CHECK(records[1].problem == "unterminated quoted field: the quote opened in this record is never closed");
+  CHECK(records[1].problem ==
+        "unterminated quoted field: the quote that opens field 1 is never closed; the lines after it are read as "
+        "rows of their own");
+  CHECK(raw_record_json(records[1]).dump() == R"("\"never closed,neg")");
+  CHECK(records[2].line == 4);
+  CHECK(records[2].problem.empty());
+  CHECK(records[2].values == std::vector<std::string>{"more", "pos"});
+  CHECK(records[3].line == 5);
+  CHECK(records[3].values == std::vector<std::string>{"and more", "neg"});
+}
+
+TEST_CASE("CSV: a broken opening quote followed later by a quoted row no longer merges the rows between") {
+  // Regression: libcsv's lenient mode read these 10 physical lines as 5 records with wrong
+  // labels, and nothing was rejected.
+  t::TempDir dir;
+  t::write_text(dir / "merge.csv",
+                "text,label\n"              // 1
+                "first,toys\n"              // 2
+                "\"broken quote,books\n"    // 3
+                "second,toys\n"             // 4
+                "third,books\n"             // 5
+                "\"quoted, row\",toys\n"    // 6
+                "fourth,books\n"            // 7
+                "\"x\",toys\n"              // 8
+                "fifth,books\n"             // 9
+                "sixth,toys\n");            // 10
+  auto records = read_all(dir / "merge.csv", Format::csv, {"text", "label"});
+  REQUIRE(records.size() == 9);
+  std::vector<uint64_t> lines;
+  std::vector<std::string> problems;
+  for (const auto& r : records) {
+    lines.push_back(r.line);
+    if (!r.problem.empty()) problems.push_back(std::to_string(r.line) + ": " + r.problem);
+  }
+  CHECK(lines == std::vector<uint64_t>{2, 3, 4, 5, 6, 7, 8, 9, 10});
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0] ==
+        "3: the quote that opens field 1 closes on line 6 and text follows it; the lines after this one are read as "
+        "rows of their own");
+  CHECK(records[2].values == std::vector<std::string>{"second", "toys"});
+  CHECK(records[3].values == std::vector<std::string>{"third", "books"});
+  CHECK(records[4].values == std::vector<std::string>{"quoted, row", "toys"});
+  CHECK(records[6].values == std::vector<std::string>{"x", "toys"});
+  CHECK(records[8].values == std::vector<std::string>{"sixth", "toys"});
+}
+
+TEST_CASE("CSV: text after a closing quote rejects that row only") {
+  t::TempDir dir;
+  t::write_text(dir / "after.csv",
+                "text,label\n"
+                "\"closed\" trailing,books\n"
+                "\"spaces after\"  ,toys\n"
+                "\"a \"\"quoted\"\" word\",books\n"
+                "\"closed\"x\"more,toys\n"
+                "next,books\n");
+  auto records = read_all(dir / "after.csv", Format::csv, {"text", "label"});
+  REQUIRE(records.size() == 5);
+  CHECK(records[0].line == 2);
+  CHECK(records[0].problem ==
+        "text after the closing quote of field 1; inside a quoted field a quote is written twice (\"\")");
+  CHECK(raw_record_json(records[0]).dump() == R"("\"closed\" trailing,books")");
+  CHECK(records[1].problem.empty());
+  CHECK(records[1].values == std::vector<std::string>{"spaces after", "toys"});
+  CHECK(records[2].values == std::vector<std::string>{"a \"quoted\" word", "books"});
+  CHECK(records[3].line == 5);
+  CHECK_FALSE(records[3].problem.empty());
+  CHECK(records[4].line == 6);
+  CHECK(records[4].values == std::vector<std::string>{"next", "books"});
+}
+
+TEST_CASE("CSV: a quote that never closes before the end of the file rejects one row and rereads the rest") {
+  t::TempDir dir;
+  t::write_text(dir / "eof.csv", "text,label\nok,pos\n\"open,neg\nmore,pos\nlast,neg");
+  auto records = read_all(dir / "eof.csv", Format::csv, {"text", "label"});
+  REQUIRE(records.size() == 4);
+  CHECK(records[1].line == 3);
+  CHECK(records[1].problem.rfind("unterminated quoted field", 0) == 0);
+  CHECK(records[2].values == std::vector<std::string>{"more", "pos"});
+  CHECK(records[3].line == 5);
+  CHECK(records[3].values == std::vector<std::string>{"last", "neg"});
+  // On the last line, there is nothing after it to read again.
+  t::write_text(dir / "last.csv", "text,label\nok,pos\n\"open,neg\n");
+  records = read_all(dir / "last.csv", Format::csv, {"text", "label"});
+  REQUIRE(records.size() == 2);
+  CHECK(records[1].problem == "unterminated quoted field: the quote that opens field 1 is never closed");
+}
+
+TEST_CASE("CSV: a multi-line quoted field is still one field, and a broken one costs its first line only") {
+  t::TempDir dir;
+  t::write_text(dir / "multi.csv",
+                "id,text,label\n"
+                "1,\"line one\nline two\",pos\n"  // 2-3: a proper multi-line field
+                "2,\"starts\nends\" oops,neg\n"   // 4-5: closes with text after it
+                "3,after,pos\n");                // 6
+  auto records = read_all(dir / "multi.csv", Format::csv, {"text", "label"});
+  REQUIRE(records.size() == 4);
+  CHECK(records[0].line == 2);
+  CHECK(records[0].last_line == 3);
+  CHECK(records[0].values == std::vector<std::string>{"line one\nline two", "pos"});
+  CHECK(records[1].line == 4);
+  CHECK(records[1].problem ==
+        "the quote that opens field 2 closes on line 5 and text follows it; the lines after this one are read as "
+        "rows of their own");
+  CHECK(records[2].line == 5);  // `ends" oops,neg` read again: two fields where three are expected
+  CHECK(records[2].problem == "expected 3 fields as in the header, found 2");
+  CHECK(records[3].line == 6);
+  CHECK(records[3].values == std::vector<std::string>{"after", "pos"});
+}
+
+TEST_CASE("CSV: line numbers count LF, CRLF and CR-only line endings, and a mix of them") {
+  // Regression: with CR-only line endings every row was reported as line 1.
+  t::TempDir dir;
+  const std::vector<std::string> rows = {"text,label", "a,1", "bad,row,here", "\"multi", "line\",2", "", "c,3"};
+  for (const std::string eol : {"\n", "\r\n", "\r"}) {
+    CAPTURE(eol == "\r" ? "CR" : eol == "\n" ? "LF" : "CRLF");
+    std::string text;
+    for (const auto& row : rows) text += row + eol;
+    t::write_text(dir / "e.csv", text);
+    auto records = read_all(dir / "e.csv", Format::csv, {"text", "label"});
+    REQUIRE(records.size() == 4);
+    CHECK(records[0].line == 2);
+    CHECK(records[1].line == 3);
+    CHECK(records[1].problem == "expected 2 fields as in the header, found 3");
+    CHECK(records[2].line == 4);
+    CHECK(records[2].values[0] == "multi" + eol + "line");
+    CHECK(records[3].line == 7);
+    CHECK(records[3].values == std::vector<std::string>{"c", "3"});
+  }
+  t::write_text(dir / "mixed.csv", "text,label\ra,1\r\nb,2\nbad\r\rc,3");
+  auto records = read_all(dir / "mixed.csv", Format::csv, {"text", "label"});
+  REQUIRE(records.size() == 4);
+  CHECK(records[0].line == 2);
+  CHECK(records[1].line == 3);
+  CHECK(records[2].line == 4);
+  CHECK(records[2].problem == "expected 2 fields as in the header, found 1");
+  CHECK(records[3].line == 6);
+  CHECK(records[3].values == std::vector<std::string>{"c", "3"});
+}
+
+TEST_CASE("CSV: a CR at the edge of a read chunk still ends one line, CRLF split or not") {
+  t::TempDir dir;
+  // The header fills the first 1 MiB chunk up to its CR, so the LF starts the next chunk.
+  std::string header = "text,label," + std::string((1 << 20) - 11 - 1, 'x');
+  t::write_text(dir / "edge.csv", header + "\r\na,1\rb,2\r");
+  RecordReader reader(dir / "edge.csv", Format::csv, {"text", "label"});
+  Record record;
+  REQUIRE(reader.next(record));
+  CHECK(record.line == 2);
+  CHECK(record.fields == std::vector<std::string>{"a", "1"});
+  REQUIRE(reader.next(record));
+  CHECK(record.line == 3);
+  CHECK_FALSE(reader.next(record));
+}
+
+TEST_CASE("CSV: lines after a failed multi-line quote are read again once, not once per failure") {
+  // Every line here opens a quoted field that runs to the end of the file; rereading each
+  // line's successors would be quadratic. 100k lines must take well under a second.
+  t::TempDir dir;
+  std::string text = "a,b,c,d\n";
+  const int lines = 100000;
+  for (int i = 0; i < lines; ++i) text += "a\",,\"b\n";
+  t::write_text(dir / "q.csv", text);
+  auto start = std::chrono::steady_clock::now();
+  auto records = read_all(dir / "q.csv", Format::csv, {"a"});
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  REQUIRE(records.size() == static_cast<size_t>(lines));
+  bool all_rejected = true, lines_ok = true;
+  for (size_t i = 0; i < records.size(); ++i) {
+    all_rejected = all_rejected && records[i].problem.rfind("unterminated quoted field", 0) == 0;
+    lines_ok = lines_ok && records[i].line == i + 2;
+  }
+  CHECK(all_rejected);
+  CHECK(lines_ok);
+  CHECK(seconds < 10);
 }
 
 TEST_CASE("CSV: a stray quote inside an unquoted field is kept as text") {
@@ -144,6 +319,37 @@ TEST_CASE("TSV: tab-separated with a header, quoting works as in CSV") {
   CHECK(records[2].problem.empty());
 }
 
+TEST_CASE("TSV: quoting is strict as in CSV, and CR-only lines are counted") {
+  t::TempDir dir;
+  t::write_text(dir / "b.tsv",
+                "text\tlabel\r"
+                "\"broken quote\tbooks\r"
+                "fine\ttoys\r"
+                "\"closed\" trailing\tbooks\r"
+                "\"quoted\"\ttoys\r");
+  auto records = read_all(dir / "b.tsv", Format::tsv, {"text", "label"});
+  REQUIRE(records.size() == 4);
+  CHECK(records[0].line == 2);
+  CHECK(records[0].problem ==
+        "the quote that opens field 1 closes on line 4 and text follows it; the lines after this one are read as "
+        "rows of their own");
+  CHECK(records[1].line == 3);
+  CHECK(records[1].values == std::vector<std::string>{"fine", "toys"});
+  CHECK(records[2].line == 4);
+  CHECK(records[2].problem.rfind("text after the closing quote of field 1", 0) == 0);
+  CHECK(records[3].line == 5);
+  CHECK(records[3].values == std::vector<std::string>{"quoted", "toys"});
+}
+
+TEST_CASE("CSV: a header with broken quoting is an error naming its line") {
+  t::TempDir dir;
+  t::write_text(dir / "h.csv", "\"text\" x,label\na,b\n");
+  CHECK(error_of(dir / "h.csv", Format::csv, {"text"}) ==
+        (dir / "h.csv").string() +
+            ":1: cannot read the header: text after the closing quote of field 1; inside a quoted field a quote is "
+            "written twice (\"\")");
+}
+
 TEST_CASE("JSONL: strings, numbers and problems per line") {
   t::TempDir dir;
   t::write_text(dir / "a.jsonl",
@@ -174,6 +380,22 @@ TEST_CASE("JSONL: strings, numbers and problems per line") {
   CHECK(records[8].values == std::vector<std::string>{"bool", "true"});
   CHECK(records[9].values == std::vector<std::string>{"last", "pos"});
   CHECK(records[9].line == 11);
+}
+
+TEST_CASE("JSONL: CR-only line endings and JSON nested too deep") {
+  t::TempDir dir;
+  t::write_text(dir / "cr.jsonl", "{\"text\": \"a\", \"label\": 1}\r\r{\"text\": \"b\", \"label\": 2}\r");
+  auto records = read_all(dir / "cr.jsonl", Format::jsonl, {"text", "label"});
+  REQUIRE(records.size() == 2);
+  CHECK(records[1].line == 3);
+  CHECK(records[1].values == std::vector<std::string>{"b", "2"});
+  // A crafted line nested 100k deep: rejected with a reason, and kept as a string for
+  // rejected.jsonl, whose writer would otherwise recurse once per level.
+  t::write_text(dir / "deep.jsonl", std::string(100000, '[') + std::string(100000, ']') + "\n");
+  records = read_all(dir / "deep.jsonl", Format::jsonl, {"text", "label"});
+  REQUIRE(records.size() == 1);
+  CHECK(records[0].problem == "invalid JSON: nested deeper than 64 levels");
+  CHECK(raw_record_json(records[0]).is_string());
 }
 
 TEST_CASE("raw_record_json gives the fields by column name, or as read") {
