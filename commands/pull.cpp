@@ -121,6 +121,7 @@ LocatedVersion locate_version(const std::string& text, const std::string& from, 
   for (const auto& remote : candidates) {
     std::unique_ptr<storage::ObjectStore> store;
     std::string key;
+    uint64_t manifest_size = 0;
     try {
       store = storage::open_store(remote, store_options(flags, console));
       std::string wanted = version;
@@ -130,10 +131,12 @@ LocatedVersion locate_version(const std::string& text, const std::string& from, 
         continue;
       }
       key = storage::manifest_key(name, wanted);
-      if (!store->size_of(key)) {
+      auto size = store->size_of(key);
+      if (!size) {
         tried.push_back(remote.name);
         continue;
       }
+      manifest_size = *size;
       version = wanted;
     } catch (const Error& e) {
       // One unreachable remote (or a missing bucket) does not stop the search.
@@ -144,6 +147,10 @@ LocatedVersion locate_version(const std::string& text, const std::string& from, 
       continue;
     }
     console.debug("{}/{} found on remote '{}'", name, version, remote.name);
+    // Checked before reading, so a huge object posing as a manifest is never loaded.
+    if (manifest_size > storage::kMaxManifestBytes)
+      fail<DataError>("{}: a manifest of {} bytes (at most {}); not a recmodel manifest", store->describe(key),
+                      manifest_size, storage::kMaxManifestBytes);
     LocatedVersion located;
     located.manifest_text = store->read(key);
     located.manifest = storage::parse_manifest(located.manifest_text, store->describe(key));
@@ -178,45 +185,55 @@ void run_pull(const PullOptions& options, const Console& console) {
   auto started = std::chrono::steady_clock::now();
   fs::path out = options.out;
   std::error_code ec;
-  if (fs::exists(out, ec) && !options.force)
+  // A link at --out counts as there (and is replaced, never followed, with --force).
+  fs::file_status out_status = fs::symlink_status(out, ec);
+  bool out_exists = fs::exists(out_status) || fs::is_symlink(out_status);
+  if (out_exists && !options.force)
     fail<UsageError>("{}: already exists; choose another --out or pass --force to replace it", out.string());
-  if (fs::exists(out, ec) && !fs::is_directory(out, ec))
+  if (out_exists && !fs::is_directory(out_status) && !fs::is_symlink(out_status))
     fail<UsageError>("{}: is a file; --out names the model directory to create", out.string());
   LocatedVersion located = locate_version(options.ref, options.from, options.transfer, console);
   const storage::Manifest& manifest = located.manifest;
   const std::string what = manifest.name + "/" + manifest.version;
 
-  fs::path staging = storage::pull_staging_dir(out, located.manifest_text);
-  bool resuming = fs::exists(staging, ec);
-  if (resuming) console.info("resuming the interrupted pull of {} in {}", what, staging.string());
+  storage::PullStaging staging(out, located.manifest_text);
+  if (staging.resumed()) console.info("resuming the interrupted pull of {} in {}", what, staging.path().string());
   storage::TransferStats stats;
   {
     storage::TransferProgress progress(console, "pull " + what);
     try {
-      stats = storage::download_files(*located.store, manifest, staging, transfer_options(options.transfer),
+      stats = storage::download_files(*located.store, manifest, staging.path(), transfer_options(options.transfer),
                                       progress.observer());
     } catch (const IntegrityError&) {
       // The remote's copy is corrupt: keep nothing from it. (After a lost connection the
       // staging directory stays, so the next run resumes.)
-      fs::remove_all(staging, ec);
+      fs::remove_all(staging.path(), ec);
       throw;
     }
     progress.finish();
   }
-  // Every file is verified: move the tree into place (swapping out an old one with --force).
+  // Every file is verified: move the tree into place (swapping out an old one with --force),
+  // then flush the parent directory so the rename survives a crash.
   fs::path old;
-  if (fs::exists(out, ec)) {
+  out_status = fs::symlink_status(out, ec);
+  if (fs::exists(out_status) || fs::is_symlink(out_status)) {
     old = out;
     old += ".old-" + random_suffix();
     fs::rename(out, old, ec);
     if (ec) fail<DataError>("{}: cannot move aside to replace it: {}", out.string(), ec.message());
   }
-  fs::rename(staging, out, ec);
+  fs::path tree = storage::pull_tree(staging.path());
+  fs::rename(tree, out, ec);
   if (ec) {
-    if (!old.empty()) fs::rename(old, out);
-    fail<DataError>("{}: cannot rename {} into place: {}", out.string(), staging.string(), ec.message());
+    std::string reason = ec.message();
+    if (!old.empty()) fs::rename(old, out, ec);
+    fail<DataError>("{}: cannot rename {} into place: {}", out.string(), tree.string(), reason);
   }
+  fs::path parent = fs::absolute(out).lexically_normal().parent_path();
+  if (fs::absolute(out).lexically_normal().filename().empty()) parent = parent.parent_path();
+  fsync_directory(parent);
   if (!old.empty()) fs::remove_all(old, ec);
+  fs::remove_all(staging.path(), ec);
 
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   nlohmann::json document = {{"remote", remote_json(located.remote)},
@@ -246,8 +263,8 @@ CommandAction register_pull(CLI::App& command, const Console& console) {
   auto options = std::make_shared<PullOptions>();
   command.footer(
       "\nEvery file is checked against the manifest's SHA-256 before it is moved into --out; a mismatch\n"
-      "is exit 6 and leaves nothing behind. An interrupted pull keeps its verified parts in a hidden\n"
-      "directory beside --out and the next run resumes from there.\n");
+      "is exit 6 and leaves nothing behind. An interrupted pull keeps its parts in a hidden directory\n"
+      "beside --out and the next run resumes from there, hashing every reused byte again.\n");
   command.add_option("REF", options->ref, "NAME/VERSION, or models:/NAME/VERSION | @ALIAS | /latest")->required();
   command.add_option("--from", options->from,
                      "Remote to pull from (default: the first that has it, private before public)")

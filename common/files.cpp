@@ -1,6 +1,7 @@
 #include "common/files.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <openssl/evp.h>
 #include <unistd.h>
 
@@ -57,6 +58,11 @@ std::string random_suffix() {
   return out;
 }
 
+fs::path parent_or_dot(const fs::path& path) {
+  fs::path parent = path.parent_path();
+  return parent.empty() ? fs::path(".") : parent;
+}
+
 }  // namespace
 
 std::string read_file(const fs::path& path) {
@@ -73,7 +79,7 @@ std::string read_file(const fs::path& path) {
 void write_file_atomic(const fs::path& path, std::string_view contents) {
   fs::path temp = path;
   temp += ".tmp-" + random_suffix();
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) fail<DataError>("{}: cannot create: {}", temp.string(), std::strerror(errno));
   size_t written = 0;
   while (written < contents.size()) {
@@ -94,9 +100,20 @@ void write_file_atomic(const fs::path& path, std::string_view contents) {
   std::error_code ec;
   fs::rename(temp, path, ec);
   if (ec) {
-    fs::remove(temp);
+    fs::remove(temp, ec);
     fail<DataError>("{}: cannot rename into place: {}", path.string(), ec.message());
   }
+  fsync_directory(parent_or_dot(path));
+}
+
+void fsync_directory(const fs::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) fail<DataError>("{}: cannot open the directory to flush it: {}", dir.string(), std::strerror(errno));
+  int result = ::fsync(fd);
+  int saved = errno;
+  ::close(fd);
+  if (result != 0 && saved != EINVAL && saved != EROFS)
+    fail<DataError>("{}: cannot flush the directory: {}", dir.string(), std::strerror(saved));
 }
 
 std::string sha256_file(const fs::path& path) {
@@ -125,13 +142,16 @@ StagingDir::StagingDir(const fs::path& final_path, bool replace) : final_(final_
   fs::path parent = final_.parent_path().empty() ? fs::path(".") : final_.parent_path();
   fs::create_directories(parent, ec);
   if (ec) fail<DataError>("{}: cannot create directory: {}", parent.string(), ec.message());
+  // mkdir creates the name or fails: an existing entry (a link planted there) is never used.
   for (int attempt = 0; attempt < 16; ++attempt) {
     fs::path candidate = final_;
     candidate += ".tmp-" + random_suffix();
-    if (fs::create_directory(candidate, ec)) {
+    if (::mkdir(candidate.c_str(), 0777) == 0) {
       staging_ = candidate;
       return;
     }
+    if (errno != EEXIST)
+      fail<DataError>("{}: cannot create a staging directory: {}", candidate.string(), std::strerror(errno));
   }
   fail<DataError>("{}: cannot create a staging directory beside it", final_.string());
 }
@@ -154,8 +174,13 @@ void StagingDir::commit() {
     if (ec) fail<DataError>("{}: cannot move the old directory aside: {}", final_.string(), ec.message());
   }
   fs::rename(staging_, final_, ec);
-  if (ec) fail<DataError>("{}: cannot rename into place: {}", final_.string(), ec.message());
+  if (ec) {
+    std::string reason = ec.message();
+    if (!old.empty()) fs::rename(old, final_, ec);
+    fail<DataError>("{}: cannot rename into place: {}", final_.string(), reason);
+  }
   committed_ = true;
+  fsync_directory(parent_or_dot(final_));
   if (!old.empty()) fs::remove_all(old, ec);
 }
 

@@ -13,8 +13,14 @@ namespace fs = std::filesystem;
 // Reads a whole file; throws NotFoundError / DataError naming the path.
 std::string read_file(const fs::path& path);
 
-// Writes `contents` to `path` atomically: a temp file beside it, fsync, then rename.
+// Writes `contents` to `path` atomically: a temp file beside it (created exclusively, never
+// through a link), fsync, rename, then fsync of the parent directory so the rename is durable.
 void write_file_atomic(const fs::path& path, std::string_view contents);
+
+// Flushes a directory's entries (after a rename or create in it) to disk; throws DataError
+// naming the directory when it cannot be opened or flushed. Filesystems that cannot fsync a
+// directory (EINVAL) are not an error.
+void fsync_directory(const fs::path& dir);
 
 // Returns the lowercase hex SHA-256 of a file's bytes, streamed.
 std::string sha256_file(const fs::path& path);
@@ -34,7 +40,7 @@ class StagingDir {
   StagingDir& operator=(const StagingDir&) = delete;
 
   const fs::path& path() const { return staging_; }
-  // Renames the staging directory to the final path.
+  // Renames the staging directory to the final path, then fsyncs the parent directory.
   void commit();
 
  private:

@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 debian_packages=(
   build-essential cmake pkg-config
   libcli11-dev libfmt-dev doctest-dev nlohmann-json3-dev
-  libutf8proc-dev libcsv-dev libssl-dev libtomlplusplus-dev libsqlite3-dev
+  libutf8proc-dev libssl-dev libtomlplusplus-dev libsqlite3-dev
   libcurl4-openssl-dev libonnx-dev libprotobuf-dev ccache
   # libtorch runs its matrix products through the system BLAS: the reference
   # libblas3 is ~10x slower than OpenBLAS, which becomes libblas.so.3 once installed.
@@ -17,6 +17,8 @@ debian_packages=(
   # Test peers: an independent BERT reference and checkpoint writer; groff and zsh
   # check the man pages and the zsh completion.
   python3-torch groff-base zsh
+  # strace observes the directory fsync after each rename into place.
+  strace
   # scikit-learn checks the metrics; awscli/botocore check the S3 client; Ceph's RADOS
   # Gateway is the real S3 server the storage tests start.
   python3-sklearn awscli python3-botocore radosgw ceph-mon ceph-osd sqlite3

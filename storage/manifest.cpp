@@ -4,6 +4,8 @@
 #include <atomic>
 #include <cctype>
 #include <ctime>
+#include <limits>
+#include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -13,6 +15,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/json.h"
 #include "common/parallel.h"
 #include "storage/hashing.h"
 
@@ -72,10 +75,68 @@ bool Manifest::same_contents(const Manifest& other) const {
   return true;
 }
 
+namespace {
+
+// Returns whether `text` holds a byte a terminal acts on: C0 controls (ESC, newline, ...), DEL,
+// or a C1 control written in UTF-8 (U+0080..U+009F, e.g. the one-byte CSI U+009B).
+bool has_control_character(const std::string& text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7F) return true;
+    if (c == 0xC2 && i + 1 < text.size()) {
+      unsigned char next = static_cast<unsigned char>(text[i + 1]);
+      if (next >= 0x80 && next <= 0x9F) return true;
+    }
+  }
+  return false;
+}
+
+// Returns whether text[i] starts a UTF-8 encoded C1 control (U+0080..U+009F).
+bool is_c1_at(const std::string& text, size_t i) {
+  return static_cast<unsigned char>(text[i]) == 0xC2 && i + 1 < text.size() &&
+         static_cast<unsigned char>(text[i + 1]) >= 0x80 && static_cast<unsigned char>(text[i + 1]) <= 0x9F;
+}
+
+constexpr size_t kMaxPathBytes = 4096;     // PATH_MAX
+constexpr size_t kMaxSegmentBytes = 255;   // NAME_MAX
+
+}  // namespace
+
+std::string quoted_for_message(const std::string& text) {
+  constexpr size_t kMaxChars = 120;
+  std::string out = "'";
+  size_t i = 0;
+  while (i < text.size() && out.size() < kMaxChars) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7F) {
+      out += fmt::format("\\x{:02x}", c);
+      ++i;
+    } else if (is_c1_at(text, i)) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned char>(text[i + 1]));
+      i += 2;
+    } else {
+      // One whole UTF-8 character (continuation bytes follow their lead byte).
+      size_t end = i + 1;
+      while (end < text.size() && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80 && end - i < 4) ++end;
+      out.append(text, i, end - i);
+      i = end;
+    }
+  }
+  if (i < text.size()) out += "...";
+  return out + "'";
+}
+
 void validate_relative_path(const std::string& path, const std::string& what) {
   if (path.empty()) fail<DataError>("{}: a file has an empty path", what);
-  if (path.find('\0') != std::string::npos || path.find('\\') != std::string::npos)
-    fail<DataError>("{}: unsafe path '{}' (NUL or backslash); refusing to write it", what, path);
+  // Checked first, so no message below prints such a path raw.
+  if (has_control_character(path))
+    fail<DataError>("{}: unsafe path {} (a control character); refusing to write it", what,
+                    quoted_for_message(path));
+  if (path.find('\\') != std::string::npos)
+    fail<DataError>("{}: unsafe path {} (a backslash); refusing to write it", what, quoted_for_message(path));
+  if (path.size() > kMaxPathBytes)
+    fail<DataError>("{}: unsafe path {} is {} bytes long (at most {}); refusing to write it", what,
+                    quoted_for_message(path), path.size(), kMaxPathBytes);
   if (path.front() == '/')
     fail<DataError>("{}: unsafe path '{}' is absolute; refusing to write outside --out", what, path);
   std::stringstream parts(path);
@@ -85,6 +146,9 @@ void validate_relative_path(const std::string& path, const std::string& what) {
     if (part.empty() || part == "." || part == "..")
       fail<DataError>("{}: unsafe path '{}' (an empty, '.' or '..' segment); refusing to write outside --out", what,
                       path);
+    if (part.size() > kMaxSegmentBytes)
+      fail<DataError>("{}: unsafe path {} has a name of {} bytes (at most {}); refusing to write it", what,
+                      quoted_for_message(path), part.size(), kMaxSegmentBytes);
   }
   if (path.back() == '/' || segments == 0) fail<DataError>("{}: unsafe path '{}' ends with '/'", what, path);
 }
@@ -164,12 +228,11 @@ std::string manifest_to_json(const Manifest& manifest) {
 }
 
 Manifest parse_manifest(std::string_view text, const std::string& what) {
-  nlohmann::json document;
-  try {
-    document = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail<DataError>("{}: not a recmodel manifest (invalid JSON: {})", what, e.what());
-  }
+  if (text.size() > kMaxManifestBytes)
+    fail<DataError>("{}: a manifest of {} bytes (at most {}); not a recmodel manifest", what, text.size(),
+                    kMaxManifestBytes);
+  // Bounded nesting: a crafted manifest cannot exhaust the stack (DataError naming `what`).
+  nlohmann::json document = parse_json(text, what);
   auto field = [&](const char* name) -> const nlohmann::json& {
     if (!document.is_object() || !document.contains(name))
       fail<DataError>("{}: not a recmodel manifest (no \"{}\")", what, name);
@@ -178,36 +241,66 @@ Manifest parse_manifest(std::string_view text, const std::string& what) {
   if (field("format") != kManifestFormat) fail<DataError>("{}: not a recmodel manifest (format is not \"{}\")", what, kManifestFormat);
   const auto& version = field("format_version");
   if (!version.is_number_integer()) fail<DataError>("{}: format_version must be an integer", what);
-  if (version.get<int>() > kManifestFormatVersion)
+  if (version.get<int64_t>() > kManifestFormatVersion)
     fail<DataError>("{}: manifest format version {} was written by a newer recmodel (this one reads up to {}); "
                     "upgrade recmodel",
-                    what, version.get<int>(), kManifestFormatVersion);
-  if (version.get<int>() < 1) fail<DataError>("{}: bad manifest format version {}", what, version.get<int>());
+                    what, version.get<int64_t>(), kManifestFormatVersion);
+  if (version.get<int64_t>() < 1) fail<DataError>("{}: bad manifest format version {}", what, version.get<int64_t>());
   Manifest manifest;
   auto text_field = [&](const char* name) {
     const auto& value = field(name);
-    if (!value.is_string()) fail<DataError>("{}: \"{}\" must be a string", what, name);
-    return value.get<std::string>();
+    if (!value.is_string()) fail<DataError>("{}: \"{}\" must be a string, not {}", what, name, json_excerpt(value));
+    std::string result = value.get<std::string>();
+    if (has_control_character(result) || result.size() > 1024)
+      fail<DataError>("{}: \"{}\" is {} (control characters or over 1024 bytes); not a recmodel manifest", what, name,
+                      quoted_for_message(result));
+    return result;
   };
   manifest.name = text_field("name");
   manifest.version = text_field("version");
   manifest.classification = text_field("classification");
   manifest.created = text_field("created");
+  auto key_part = [&](const std::string& part, const char* name) {
+    bool ok = !part.empty() && part.size() <= 128 && part != "." && part != ".." &&
+              std::all_of(part.begin(), part.end(), [](char c) {
+                return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+              });
+    if (!ok)
+      fail<DataError>("{}: \"{}\" {} is not a valid {} (letters, digits, '.', '_' and '-', up to 128)", what, name,
+                      quoted_for_message(part), name);
+  };
+  key_part(manifest.name, "name");
+  key_part(manifest.version, "version");
   const auto& files = field("files");
   if (!files.is_array()) fail<DataError>("{}: \"files\" must be an array", what);
   std::set<std::string> seen;
+  std::map<std::string, const ManifestFile*> by_sha;  // the first entry listing each SHA-256
+  manifest.files.reserve(files.size());
+  uint64_t total = 0;
   for (const auto& entry : files) {
     if (!entry.is_object() || !entry.contains("path") || !entry.contains("size") || !entry.contains("sha256") ||
         !entry["path"].is_string() || !entry["size"].is_number_unsigned() || !entry["sha256"].is_string())
-      fail<DataError>("{}: each file needs a string \"path\", an unsigned \"size\" and a string \"sha256\"", what);
+      fail<DataError>("{}: each file needs a string \"path\", an unsigned \"size\" and a string \"sha256\" (got {})",
+                      what, json_excerpt(entry));
     ManifestFile file{entry["path"].get<std::string>(), entry["size"].get<uint64_t>(),
                       entry["sha256"].get<std::string>()};
     validate_relative_path(file.path, what);
     if (!is_sha256(file.sha256))
-      fail<DataError>("{}: file '{}' has a bad sha256 '{}' (64 lower-case hex digits expected)", what, file.path,
-                      file.sha256);
+      fail<DataError>("{}: file '{}' has a bad sha256 {} (64 lower-case hex digits expected)", what, file.path,
+                      quoted_for_message(file.sha256));
     if (!seen.insert(file.path).second) fail<DataError>("{}: file '{}' is listed twice", what, file.path);
+    if (file.size > std::numeric_limits<uint64_t>::max() - total)
+      fail<DataError>("{}: the files' sizes add up to more than 2^64 bytes; not a recmodel manifest", what);
+    total += file.size;
     manifest.files.push_back(std::move(file));
+  }
+  // The same contents cannot have two sizes: one of the entries lies.
+  for (const auto& file : manifest.files) {
+    auto [first, added] = by_sha.emplace(file.sha256, &file);
+    if (!added && first->second->size != file.size)
+      fail<DataError>("{}: '{}' ({} bytes) and '{}' ({} bytes) list the same SHA-256 {} with different sizes; the "
+                      "manifest was tampered with",
+                      what, first->second->path, first->second->size, file.path, file.size, file.sha256);
   }
   // A file and a directory of the same name cannot both exist.
   for (const auto& path : seen) {

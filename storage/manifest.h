@@ -17,6 +17,8 @@ namespace fs = std::filesystem;
 
 inline constexpr int kManifestFormatVersion = 1;
 inline constexpr const char* kManifestFormat = "recmodel-manifest";
+// Larger manifests are refused before they are read or parsed (a real one is a few kB).
+inline constexpr uint64_t kMaxManifestBytes = uint64_t{64} << 20;
 
 struct ManifestFile {
   std::string path;     // relative, '/'-separated, checked by validate_relative_path
@@ -36,9 +38,13 @@ struct Manifest {
   bool same_contents(const Manifest& other) const;
 };
 
-// Checks a path read from a manifest: relative, no "..", ".", empty segments, backslashes or
-// NUL; throws DataError naming `what` otherwise, so nothing lands outside --out.
+// Checks a path read from a manifest: relative, no "..", ".", empty segments, backslashes,
+// control characters (NUL, newline, ESC, DEL, C1), at most 4096 bytes with names of at most 255;
+// throws DataError naming `what` otherwise, so nothing lands outside --out or reaches a terminal raw.
 void validate_relative_path(const std::string& path, const std::string& what);
+
+// Returns `text` quoted for an error message: control characters escaped, cut at 120 characters.
+std::string quoted_for_message(const std::string& text);
 
 // Checks a model name or version used in keys: letters, digits, '.', '_', '-', not "." or "..".
 void validate_key_part(const std::string& text, const char* what);
@@ -55,7 +61,8 @@ Manifest build_manifest(const fs::path& dir, int threads, const std::function<vo
 // Returns the manifest as JSON text (stable: same manifest, same bytes).
 std::string manifest_to_json(const Manifest& manifest);
 
-// Parses and checks a manifest; throws DataError naming `what` (format, version, paths, digests).
+// Parses and checks a manifest; throws DataError naming `what` (format, version, name and version
+// as key parts, paths, digests, a path listed twice, one SHA-256 listed with two sizes).
 Manifest parse_manifest(std::string_view text, const std::string& what);
 
 }  // namespace recmodel::storage

@@ -54,7 +54,7 @@ class FilePartWriter : public PartWriter {
     if (ec) fail<RemoteError>("{}: cannot create directory: {}", final_.parent_path().string(), ec.message());
     temp_ = final_;
     temp_ += ".upload-" + random_suffix();
-    fd_ = ::open(temp_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    fd_ = ::open(temp_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd_ < 0) fail<RemoteError>("{}: cannot create: {}", temp_.string(), std::strerror(errno));
     if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
       fail<RemoteError>("{}: cannot size to {} bytes: {}", temp_.string(), size, std::strerror(errno));
@@ -81,6 +81,11 @@ class FilePartWriter : public PartWriter {
     if (ec) {
       ::unlink(temp_.c_str());
       fail<RemoteError>("{}: cannot rename into place: {}", final_.string(), ec.message());
+    }
+    try {
+      fsync_directory(final_.parent_path());
+    } catch (const DataError& e) {
+      throw RemoteError(e.what());
     }
   }
   void abort() override {

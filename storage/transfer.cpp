@@ -1,6 +1,9 @@
 #include "storage/transfer.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -156,6 +159,22 @@ std::vector<Object> distinct_objects(const Manifest& manifest) {
   return objects;
 }
 
+// Checks each object's declared size against the store's (HEAD / stat) before anything is
+// allocated or written: a manifest cannot make recmodel reserve memory or disk it does not need.
+void check_declared_sizes(ObjectStore& store, const std::vector<Object>& objects, int jobs, const char* outcome) {
+  for_each_parallel(objects.size(), jobs, [&](size_t i) {
+    const Object& object = objects[i];
+    const std::string key = object_key(object.sha256);
+    auto real = store.size_of(key);
+    if (!real)
+      fail<IntegrityError>("{} (file '{}') is missing: the remote lacks an object its manifest lists; {}",
+                           store.describe(key), object.path, outcome);
+    if (*real != object.size)
+      fail<IntegrityError>("{} (file '{}') holds {} bytes, the manifest says {}: the remote was tampered with; {}",
+                           store.describe(key), object.path, *real, object.size, outcome);
+  });
+}
+
 uint64_t part_size_for(uint64_t size, uint64_t part_size) {
   // S3 allows 10,000 parts: grow the parts of huge objects to fit.
   uint64_t minimum = (size + 9999) / 10000;
@@ -209,13 +228,16 @@ void put_object(const Object& object, const Reader& read, ObjectStore& store, co
   }
   uint64_t part = part_size_for(object.size, options.part_size);
   size_t count = static_cast<size_t>((object.size + part - 1) / part);
+  // S3's 10,000-part limit grows the parts of huge objects; fewer of them are then in flight.
+  int jobs = static_cast<int>(
+      std::min<uint64_t>(static_cast<uint64_t>(options.jobs), std::max<uint64_t>(1, 8 * kMaxPartBuffer / part)));
   auto writer = store.write_parts(key, object.size, part);
   notify.file_start(object.path, object.size);
   Sha256Stream sha;
   std::atomic<uint64_t> moved{0}, reused{0}, reused_parts{0};
   try {
     run_parts(
-        count, options.jobs,
+        count, jobs,
         [&](size_t i, std::string& buffer) {
           uint64_t offset = i * part, length = std::min(part, object.size - offset);
           buffer.resize(length);
@@ -353,10 +375,15 @@ TransferStats copy_objects(ObjectStore& from, ObjectStore& to, const Manifest& m
                            const TransferOptions& options, const TransferObserver& observer) {
   TransferStats stats;
   std::vector<Object> missing = plan_transfer(manifest, to, options.jobs, stats);
+  // The source remote is not trusted: its objects must hold what its manifest declares.
+  check_declared_sizes(from, missing, options.jobs, "nothing was copied");
   Notifier notify(observer);
   notify.start(bytes_of(missing));
   std::mutex stats_mutex;
-  move_objects(missing, options, [&](const Object& object, const TransferOptions& options) {
+  TransferOptions bounded = options;
+  bounded.part_size = std::min(options.part_size, kMaxPartBuffer);
+  bounded.multipart_threshold = std::min(options.multipart_threshold, kMaxPartBuffer);
+  move_objects(missing, bounded, [&](const Object& object, const TransferOptions& options) {
     const std::string key = object_key(object.sha256);
     put_object(
         object, [&](uint64_t offset, uint64_t length, char* out) { from.read_range(key, offset, length, out); }, to,
@@ -368,37 +395,219 @@ TransferStats copy_objects(ObjectStore& from, ObjectStore& to, const Manifest& m
   return stats;
 }
 
-fs::path pull_staging_dir(const fs::path& out, const std::string& manifest_text) {
-  fs::path absolute = fs::absolute(out).lexically_normal();
-  if (absolute.filename().empty()) absolute = absolute.parent_path();
-  return absolute.parent_path() /
-         ("." + absolute.filename().string() + ".recmodel-pull-" + sha256_hex(manifest_text).substr(0, 12));
-}
-
 namespace {
 
-// The chunks of a large download already on disk, from the log beside the .part file.
-class ChunkLog {
- public:
-  ChunkLog(fs::path path, uint64_t chunk, uint64_t size) : path_(std::move(path)) {
-    header_ = fmt::format("recmodel-pull-chunks {} {}", chunk, size);
-    std::ifstream in(path_);
-    std::string line;
-    if (in && std::getline(in, line) && line == header_) {
-      while (std::getline(in, line)) {
-        if (line.empty() || !std::all_of(line.begin(), line.end(), ::isdigit)) continue;
-        done_.insert(std::stoull(line));
-      }
+constexpr const char* kTreeDir = "files";
+constexpr const char* kPartsDir = "parts";
+
+// Closes a file descriptor on every path out.
+struct FdCloser {
+  int fd = -1;
+  explicit FdCloser(int descriptor) : fd(descriptor) {}
+  ~FdCloser() {
+    if (fd >= 0) ::close(fd);
+  }
+  FdCloser(const FdCloser&) = delete;
+  FdCloser& operator=(const FdCloser&) = delete;
+  int close() {
+    int result = fd >= 0 ? ::close(fd) : 0;
+    fd = -1;
+    return result;
+  }
+};
+
+void read_all_at(int fd, char* out, uint64_t length, uint64_t offset, const fs::path& path) {
+  uint64_t done = 0;
+  while (done < length) {
+    ssize_t n = ::pread(fd, out + done, length - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail<DataError>("{}: read failed: {}", path.string(), std::strerror(errno));
+    if (n == 0) fail<DataError>("{}: shorter than expected", path.string());
+    done += static_cast<uint64_t>(n);
+  }
+}
+
+void write_all_at(int fd, const char* data, uint64_t length, uint64_t offset, const fs::path& path) {
+  uint64_t done = 0;
+  while (done < length) {
+    ssize_t n = ::pwrite(fd, data + done, length - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail<DataError>("{}: write failed: {}", path.string(), std::strerror(errno));
+    done += static_cast<uint64_t>(n);
+  }
+}
+
+// Creates `path` afresh for writing: whatever is there (a link, a stale file) is unlinked, never
+// followed, and O_EXCL|O_NOFOLLOW makes the new file ours or the call fails.
+int create_exclusive(const fs::path& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    fail<DataError>("{}: cannot remove: {}", path.string(), std::strerror(errno));
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) fail<DataError>("{}: cannot create: {}", path.string(), std::strerror(errno));
+  return fd;
+}
+
+// Makes `dir` a real directory: an entry there that is not one (a link, a file) is removed.
+void ensure_real_directory(const fs::path& dir, mode_t mode) {
+  struct stat st;
+  if (::lstat(dir.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return;
+    if (::unlink(dir.c_str()) != 0) fail<DataError>("{}: cannot remove: {}", dir.string(), std::strerror(errno));
+  }
+  if (::mkdir(dir.c_str(), mode) != 0 && errno != EEXIST)
+    fail<DataError>("{}: cannot create: {}", dir.string(), std::strerror(errno));
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    fail<DataError>("{}: is not a directory", dir.string());
+}
+
+// Creates the parent directories of `relative` under `root` one by one; an entry on the way that
+// is not a real directory (a link) is an error, so nothing is ever written through it.
+void make_parents(const fs::path& root, const std::string& relative) {
+  fs::path dir = root;
+  for (const auto& part : fs::path(relative).parent_path()) {
+    dir /= part;
+    if (::mkdir(dir.c_str(), 0777) == 0) continue;
+    if (errno != EEXIST) fail<DataError>("{}: cannot create: {}", dir.string(), std::strerror(errno));
+    struct stat st;
+    if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      fail<IntegrityError>("{}: is not a directory (a link or file appeared while pulling); nothing was written "
+                           "through it",
+                           dir.string());
+  }
+}
+
+// Flushes `fd`, closes it and renames `temp` to `target` (a link at `target` is replaced, not followed).
+void finish_file(FdCloser& file, const fs::path& temp, const fs::path& target) {
+  if (::fsync(file.fd) != 0) fail<DataError>("{}: cannot flush: {}", temp.string(), std::strerror(errno));
+  if (file.close() != 0) fail<DataError>("{}: cannot close: {}", temp.string(), std::strerror(errno));
+  if (::rename(temp.c_str(), target.c_str()) != 0)
+    fail<DataError>("{}: cannot rename into place: {}", target.string(), std::strerror(errno));
+}
+
+// Writes `data` to the fresh file `temp`, flushes it and renames it to `target`.
+void install_bytes(std::string_view data, const fs::path& temp, const fs::path& target) {
+  FdCloser file(create_exclusive(temp));
+  write_all_at(file.fd, data.data(), data.size(), 0, temp);
+  finish_file(file, temp, target);
+}
+
+// Copies the verified file `source` to `target` through the fresh file `temp`, 1 MiB at a time.
+void install_copy(const fs::path& source, uint64_t size, const fs::path& temp, const fs::path& target) {
+  FdCloser in(::open(source.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (in.fd < 0) fail<DataError>("{}: cannot open: {}", source.string(), std::strerror(errno));
+  FdCloser out(create_exclusive(temp));
+  std::string buffer(std::min<uint64_t>(size, uint64_t{1} << 20), '\0');
+  for (uint64_t offset = 0; offset < size;) {
+    uint64_t length = std::min<uint64_t>(buffer.size(), size - offset);
+    read_all_at(in.fd, buffer.data(), length, offset, source);
+    write_all_at(out.fd, buffer.data(), length, offset, temp);
+    offset += length;
+  }
+  finish_file(out, temp, target);
+}
+
+// Returns whether `path` is a regular file (not a link) of `size` bytes hashing to `sha256`.
+bool verified_in_place(const fs::path& path, uint64_t size, const std::string& sha256) {
+  FdCloser file(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (file.fd < 0) return false;
+  struct stat st;
+  if (::fstat(file.fd, &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != size) return false;
+  Sha256Stream sha;
+  std::string buffer(std::min<uint64_t>(size, uint64_t{1} << 20), '\0');
+  for (uint64_t offset = 0; offset < size;) {
+    uint64_t length = std::min<uint64_t>(buffer.size(), size - offset);
+    ssize_t n = ::pread(file.fd, buffer.data(), length, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    sha.update(std::string_view(buffer.data(), static_cast<size_t>(n)));
+    offset += static_cast<uint64_t>(n);
+  }
+  return sha.hex() == sha256;
+}
+
+// Removes from a work directory everything this pull does not reuse: links, devices, files and
+// folders the manifest does not list, and parts of objects it does not need. Nothing is followed.
+void clean_staging(const fs::path& staging, const Manifest& manifest) {
+  std::set<std::string> files, dirs, parts;
+  for (const auto& file : manifest.files) {
+    files.insert(file.path);
+    for (size_t slash = file.path.find('/'); slash != std::string::npos; slash = file.path.find('/', slash + 1))
+      dirs.insert(file.path.substr(0, slash));
+    parts.insert(file.sha256 + ".part");
+    parts.insert(file.sha256 + ".log");
+  }
+  std::error_code ec;
+  std::vector<fs::path> unwanted;
+  auto list = [&](const fs::path& dir, const std::function<bool(const fs::directory_entry&)>& keep) {
+    for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+      if (!keep(*it)) unwanted.push_back(it->path());
+    if (ec) fail<DataError>("{}: cannot list: {}", dir.string(), ec.message());
+  };
+  list(staging, [](const fs::directory_entry& entry) {
+    std::string name = entry.path().filename().string();
+    return name == kTreeDir || name == kPartsDir;
+  });
+  for (const auto& path : unwanted) fs::remove_all(path, ec);  // removes links, never their targets
+  unwanted.clear();
+  ensure_real_directory(staging / kTreeDir, 0777);
+  ensure_real_directory(staging / kPartsDir, 0700);
+  list(staging / kPartsDir, [&](const fs::directory_entry& entry) {
+    std::error_code status_ec;
+    return fs::is_regular_file(entry.symlink_status(status_ec)) && parts.count(entry.path().filename().string());
+  });
+  const fs::path tree = staging / kTreeDir;
+  for (auto it = fs::recursive_directory_iterator(tree, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    std::error_code status_ec;
+    fs::file_status status = it->symlink_status(status_ec);
+    std::string relative = it->path().lexically_relative(tree).generic_string();
+    bool keep = (fs::is_directory(status) && dirs.count(relative)) ||
+                (fs::is_regular_file(status) && files.count(relative));
+    if (!keep) {
+      unwanted.push_back(it->path());
+      if (fs::is_directory(status)) it.disable_recursion_pending();
     }
   }
-  // Returns whether the log matched this download (chunk size and object size).
+  if (ec) fail<DataError>("{}: cannot list: {}", tree.string(), ec.message());
+  for (const auto& path : unwanted) {
+    fs::remove_all(path, ec);
+    if (ec) fail<DataError>("{}: cannot remove: {}", path.string(), ec.message());
+  }
+}
+
+// The chunks of a large download already in its .part file, from the log beside it.
+class ChunkLog {
+ public:
+  ChunkLog(fs::path path, uint64_t chunk, uint64_t size, size_t count) : path_(std::move(path)) {
+    header_ = fmt::format("recmodel-pull-chunks {} {}", chunk, size);
+    FdCloser file(::open(path_.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    struct stat st;
+    // A real log has a header and one short line per chunk; anything else is not one.
+    if (file.fd < 0 || ::fstat(file.fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        static_cast<uint64_t>(st.st_size) > header_.size() + 1 + 21 * uint64_t{count})
+      return;
+    std::string text(static_cast<size_t>(st.st_size), '\0');
+    if (::pread(file.fd, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size())) return;
+    std::stringstream in(text);
+    std::string line;
+    if (!std::getline(in, line) || line != header_) return;
+    while (std::getline(in, line)) {
+      if (line.empty() || line.size() > 18 || !std::all_of(line.begin(), line.end(), ::isdigit)) continue;
+      uint64_t index = std::stoull(line);
+      if (index < count) done_.insert(index);
+    }
+  }
+  // Returns whether the log matched this download (chunk size and object size) and has chunks.
   bool valid() const { return !done_.empty(); }
   bool done(size_t index) const { return done_.count(index) > 0; }
-  size_t count() const { return done_.size(); }
   void open_for_append(bool fresh) {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (fresh ? O_TRUNC : 0), 0644);
-    if (fd_ < 0) fail<DataError>("{}: cannot write: {}", path_.string(), std::strerror(errno));
-    if (fresh) append_line(header_);
+    if (fresh) {
+      fd_ = create_exclusive(path_);
+      append_line(header_);
+    } else {
+      fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+      if (fd_ < 0) fail<DataError>("{}: cannot write: {}", path_.string(), std::strerror(errno));
+    }
   }
   void record(size_t index) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -421,48 +630,250 @@ class ChunkLog {
   std::mutex mutex_;
 };
 
-void fsync_path(const fs::path& path, bool directory) {
-  int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
+void fsync_path(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd >= 0) {
     ::fsync(fd);
     ::close(fd);
   }
 }
 
+// Refuses a download that cannot fit on the disk holding `staging` (minus what is already there).
+void check_free_space(const fs::path& staging, uint64_t needed, uint64_t already) {
+  struct statvfs fs_info;
+  if (::statvfs(staging.c_str(), &fs_info) != 0) return;
+  uint64_t available = static_cast<uint64_t>(fs_info.f_bavail) * static_cast<uint64_t>(fs_info.f_frsize);
+  if (needed > already && needed - already > available)
+    fail<DataError>("{}: the pull needs {} more and only {} is free there", staging.parent_path().string(),
+                    human_bytes(needed - already), human_bytes(available));
+}
+
+struct Download {
+  uint64_t moved = 0, resumed = 0, resumed_parts = 0;
+};
+
+// Downloads a large object to `part_path` in parts of `part` bytes, resuming the chunks its log
+// records; every byte, resumed or fetched, goes through the SHA-256. Returns the digest; on a
+// mismatch the part and its log are removed.
+std::string download_large(ObjectStore& store, const Object& object, const fs::path& part_path,
+                           const fs::path& log_path, uint64_t part, int jobs, bool allow_resume, Notifier& notify,
+                           Download& result) {
+  const std::string key = object_key(object.sha256);
+  size_t count = static_cast<size_t>((object.size + part - 1) / part);
+  ChunkLog log(log_path, part, object.size, count);
+  int fd = -1;
+  bool resume = false;
+  if (allow_resume && log.valid()) {
+    fd = ::open(part_path.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) == object.size) {
+      resume = true;
+    } else if (fd >= 0) {
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  if (!resume) {
+    fd = create_exclusive(part_path);
+    // The size was checked against the store's object, so this reserves no more than it holds.
+    if (::ftruncate(fd, static_cast<off_t>(object.size)) != 0) {
+      int saved = errno;
+      ::close(fd);
+      fail<DataError>("{}: cannot size to {} bytes: {}", part_path.string(), object.size, std::strerror(saved));
+    }
+  }
+  FdCloser closer(fd);
+  log.open_for_append(!resume);
+  Sha256Stream sha;
+  std::atomic<uint64_t> moved{0}, resumed{0}, resumed_parts{0};
+  run_parts(
+      count, jobs,
+      [&](size_t i, std::string& buffer) {
+        uint64_t offset = i * part, length = std::min(part, object.size - offset);
+        buffer.resize(length);
+        if (resume && log.done(i)) {
+          read_all_at(fd, buffer.data(), length, offset, part_path);
+          resumed += length;
+          ++resumed_parts;
+        } else {
+          store.read_range(key, offset, length, buffer.data());
+          write_all_at(fd, buffer.data(), length, offset, part_path);
+          log.record(i);
+          moved += length;
+        }
+      },
+      [&](size_t, const std::string& buffer) { sha.update(buffer); },
+      [&](size_t, const std::string& buffer) { notify.advance(object.path, buffer.size(), true); });
+  std::string actual = sha.hex();
+  result.moved += moved;
+  result.resumed = resumed;
+  result.resumed_parts = resumed_parts;
+  if (actual != object.sha256) {
+    closer.close();
+    ::unlink(part_path.c_str());
+    ::unlink(log_path.c_str());
+    return actual;
+  }
+  if (::fsync(fd) != 0) fail<DataError>("{}: cannot flush: {}", part_path.string(), std::strerror(errno));
+  return actual;
+}
+
+// Checks that `tree` holds exactly the manifest's files, each a regular file of its size, and
+// flushes its directories.
+void check_tree(const fs::path& tree, const Manifest& manifest) {
+  std::map<std::string, uint64_t> expected;
+  for (const auto& file : manifest.files) expected[file.path] = file.size;
+  size_t regular = 0;
+  std::vector<fs::path> dirs{tree};
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(tree, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    std::error_code status_ec;
+    fs::file_status status = it->symlink_status(status_ec);
+    std::string relative = it->path().lexically_relative(tree).generic_string();
+    if (fs::is_directory(status)) {
+      dirs.push_back(it->path());
+      continue;
+    }
+    if (!fs::is_regular_file(status))
+      fail<IntegrityError>("{}: not a regular file (a link or device appeared while pulling); refusing to finish",
+                           it->path().string());
+    auto found = expected.find(relative);
+    if (found == expected.end())
+      fail<IntegrityError>("{}: a file the manifest does not list appeared while pulling; refusing to finish",
+                           it->path().string());
+    if (fs::file_size(it->path(), status_ec) != found->second)
+      fail<IntegrityError>("{}: not the {} bytes the manifest lists; refusing to finish", it->path().string(),
+                           found->second);
+    ++regular;
+  }
+  if (ec) fail<DataError>("{}: cannot list: {}", tree.string(), ec.message());
+  if (regular != manifest.files.size())
+    fail<IntegrityError>("{}: {} files were written but the manifest lists {}; refusing to report success",
+                         tree.string(), regular, manifest.files.size());
+  for (const auto& dir : dirs) fsync_path(dir);
+}
+
 }  // namespace
+
+fs::path pull_tree(const fs::path& staging) { return staging / kTreeDir; }
+
+PullStaging::PullStaging(const fs::path& out, const std::string& manifest_text) {
+  fs::path absolute = fs::absolute(out).lexically_normal();
+  if (absolute.filename().empty()) absolute = absolute.parent_path();
+  fs::path parent = absolute.parent_path();
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  if (ec) fail<DataError>("{}: cannot create: {}", parent.string(), ec.message());
+  const std::string prefix =
+      "." + absolute.filename().string() + ".recmodel-pull-" + sha256_hex(manifest_text).substr(0, 12) + "-";
+  // An interrupted pull's directory: ours (owner, 0700), a real directory, not locked by a pull
+  // in progress. Its contents are still checked file by file (download_files).
+  std::vector<std::pair<int64_t, fs::path>> candidates;
+  for (auto it = fs::directory_iterator(parent, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (name.size() != prefix.size() + 6 || name.compare(0, prefix.size(), prefix) != 0) continue;
+    struct stat st;
+    if (::lstat(it->path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() ||
+        (st.st_mode & 0077) != 0)
+      continue;
+    candidates.emplace_back(static_cast<int64_t>(st.st_mtime), it->path());
+  }
+  std::sort(candidates.rbegin(), candidates.rend());
+  for (const auto& candidate : candidates) {
+    int fd = ::open(candidate.second.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) continue;
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      continue;
+    }
+    path_ = candidate.second;
+    lock_fd_ = fd;
+    resumed_ = true;
+    return;
+  }
+  std::string pattern = (parent / (prefix + "XXXXXX")).string();
+  if (!::mkdtemp(pattern.data()))
+    fail<DataError>("{}: cannot create a staging directory: {}", pattern, std::strerror(errno));
+  path_ = pattern;
+  lock_fd_ = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (lock_fd_ >= 0) ::flock(lock_fd_, LOCK_EX | LOCK_NB);
+}
+
+PullStaging::~PullStaging() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
 
 TransferStats download_files(ObjectStore& store, const Manifest& manifest, const fs::path& staging,
                              const TransferOptions& options, const TransferObserver& observer) {
   TransferStats stats;
   std::vector<Object> objects = distinct_objects(manifest);
   stats.objects = objects.size();
-  std::error_code ec;
-  fs::create_directories(staging, ec);
-  if (ec) fail<DataError>("{}: cannot create: {}", staging.string(), ec.message());
+  {
+    struct stat st;
+    if (::lstat(staging.c_str(), &st) != 0) {
+      std::error_code ec;
+      fs::create_directories(staging.parent_path(), ec);
+      if (::mkdir(staging.c_str(), 0700) != 0)
+        fail<DataError>("{}: cannot create: {}", staging.string(), std::strerror(errno));
+    } else if (!S_ISDIR(st.st_mode)) {
+      fail<DataError>("{}: is not a directory; refusing to pull through it", staging.string());
+    }
+  }
+  clean_staging(staging, manifest);
+  const fs::path tree = staging / kTreeDir, parts = staging / kPartsDir;
 
-  // Complete files from an earlier run were verified before they got their final name.
+  // Files an earlier run completed are kept only when they hash to the manifest's digest.
+  std::vector<char> in_place(manifest.files.size(), 0);
+  for_each_parallel(manifest.files.size(), options.jobs, [&](size_t i) {
+    const ManifestFile& file = manifest.files[i];
+    if (verified_in_place(tree / file.path, file.size, file.sha256)) return void(in_place[i] = 1);
+    std::error_code ec;
+    fs::remove(tree / file.path, ec);
+  });
+  std::map<std::string, std::vector<const ManifestFile*>> missing_paths;  // by SHA-256
+  std::map<std::string, std::string> verified_path;                       // by SHA-256
+  for (size_t i = 0; i < manifest.files.size(); ++i) {
+    const ManifestFile& file = manifest.files[i];
+    if (in_place[i])
+      verified_path.emplace(file.sha256, file.path);
+    else
+      missing_paths[file.sha256].push_back(&file);
+  }
   std::vector<Object> todo;
+  uint64_t needed = 0, already = 0;
   for (const auto& object : objects) {
-    fs::path final_path = staging / object.path;
-    fs::path part = final_path;
-    part += ".part";
-    if (fs::is_regular_file(final_path, ec) && fs::file_size(final_path, ec) == object.size && !fs::exists(part, ec)) {
+    if (verified_path.count(object.sha256)) {
       ++stats.skipped_objects;
       stats.skipped_bytes += object.size;
     } else {
       todo.push_back(object);
+      struct stat st;
+      if (::lstat((parts / (object.sha256 + ".part")).c_str(), &st) == 0 && S_ISREG(st.st_mode))
+        already += static_cast<uint64_t>(st.st_blocks) * 512;
     }
+    for (const ManifestFile* file : missing_paths[object.sha256]) needed += file->size;
   }
-  Notifier notify(observer);
-  uint64_t total = 0;
-  for (const auto& object : todo) total += object.size;
-  notify.start(total);
-  std::mutex stats_mutex;
+  check_declared_sizes(store, todo, options.jobs, "nothing was written");
+  check_free_space(staging, needed, already);
 
-  move_objects(todo, options, [&](const Object& object, const TransferOptions& options) {
+  // Copies of an object already verified in the tree are made locally.
+  for (const auto& [sha256, source] : verified_path)
+    for (const ManifestFile* file : missing_paths[sha256]) {
+      make_parents(tree, file->path);
+      install_copy(tree / source, file->size, parts / (sha256 + ".copy"), tree / file->path);
+    }
+
+  Notifier notify(observer);
+  notify.start(bytes_of(todo));
+  std::mutex stats_mutex;
+  TransferOptions bounded = options;
+  bounded.part_size = std::min(options.part_size, kMaxPartBuffer);
+  bounded.multipart_threshold = std::min(options.multipart_threshold, kMaxPartBuffer);
+  move_objects(todo, bounded, [&](const Object& object, const TransferOptions& options) {
     const std::string key = object_key(object.sha256);
-    fs::path final_path = staging / object.path;
-    fs::create_directories(final_path.parent_path(), ec);
+    const std::vector<const ManifestFile*>& targets = missing_paths.at(object.sha256);
+    for (const ManifestFile* file : targets) make_parents(tree, file->path);
     auto corrupt = [&](const std::string& actual) {
       return fmt::format("checksum mismatch: {} (file '{}') has SHA-256 {}, the manifest says {}; the copy on the "
                          "remote is corrupt, nothing was written",
@@ -473,103 +884,43 @@ TransferStats download_files(ObjectStore& store, const Manifest& manifest, const
       store.read_range(key, 0, object.size, buffer.data());
       std::string actual = sha256_hex(buffer);
       if (actual != object.sha256) throw IntegrityError(corrupt(actual));
-      write_file_atomic(final_path, buffer);
+      for (const ManifestFile* file : targets)
+        install_bytes(buffer, parts / (object.sha256 + ".tmp"), tree / file->path);
       notify.advance(object.path, object.size, false);
       std::lock_guard<std::mutex> lock(stats_mutex);
       ++stats.transferred_objects;
       stats.transferred_bytes += object.size;
       return;
     }
-    uint64_t part = part_size_for(object.size, options.part_size);
-    size_t count = static_cast<size_t>((object.size + part - 1) / part);
-    fs::path part_path = final_path, log_path = final_path;
-    part_path += ".part";
-    log_path += ".part.log";
-    bool have_part = fs::is_regular_file(part_path, ec) && fs::file_size(part_path, ec) == object.size;
-    ChunkLog log(log_path, part, object.size);
-    bool resume = have_part && log.valid();
-    int fd = ::open(part_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | (resume ? 0 : O_TRUNC), 0644);
-    if (fd < 0) fail<DataError>("{}: cannot create: {}", part_path.string(), std::strerror(errno));
-    struct Closer {
-      int fd;
-      ~Closer() {
-        if (fd >= 0) ::close(fd);
-      }
-    } closer{fd};
-    if (!resume && ::ftruncate(fd, static_cast<off_t>(object.size)) != 0)
-      fail<DataError>("{}: cannot size to {} bytes: {}", part_path.string(), object.size, std::strerror(errno));
-    log.open_for_append(!resume);
-      notify.file_start(object.path, object.size);
-    Sha256Stream sha;
-    std::atomic<uint64_t> moved{0}, resumed{0}, resumed_parts{0};
-    run_parts(
-        count, options.jobs,
-        [&](size_t i, std::string& buffer) {
-          uint64_t offset = i * part, length = std::min(part, object.size - offset);
-          buffer.resize(length);
-          if (resume && log.done(i)) {
-            uint64_t done = 0;
-            while (done < length) {
-              ssize_t n = ::pread(fd, buffer.data() + done, length - done, static_cast<off_t>(offset + done));
-              if (n <= 0) fail<DataError>("{}: read failed: {}", part_path.string(), std::strerror(errno));
-              done += static_cast<uint64_t>(n);
-            }
-            resumed += length;
-            ++resumed_parts;
-          } else {
-            store.read_range(key, offset, length, buffer.data());
-            uint64_t done = 0;
-            while (done < length) {
-              ssize_t n = ::pwrite(fd, buffer.data() + done, length - done, static_cast<off_t>(offset + done));
-              if (n <= 0) fail<DataError>("{}: write failed: {}", part_path.string(), std::strerror(errno));
-              done += static_cast<uint64_t>(n);
-            }
-            log.record(i);
-            moved += length;
-          }
-        },
-        [&](size_t, const std::string& buffer) { sha.update(buffer); },
-        [&](size_t, const std::string& buffer) { notify.advance(object.path, buffer.size(), true); });
-    std::string actual = sha.hex();
-    if (actual != object.sha256) {
-      ::close(fd);
-      closer.fd = -1;
-      fs::remove(part_path, ec);
-      fs::remove(log_path, ec);
-      throw IntegrityError(corrupt(actual));
+    const fs::path part_path = parts / (object.sha256 + ".part"), log_path = parts / (object.sha256 + ".log");
+    notify.file_start(object.path, object.size);
+    Download result;
+    std::string actual =
+        download_large(store, object, part_path, log_path, options.part_size, options.jobs, true, notify, result);
+    // Parts an earlier run left are not trusted: when the whole does not verify, fetch it afresh.
+    if (actual != object.sha256 && result.resumed_parts > 0) {
+      Download fresh;
+      fresh.moved = result.moved;
+      actual =
+          download_large(store, object, part_path, log_path, options.part_size, options.jobs, false, notify, fresh);
+      result = fresh;
     }
-    if (::fsync(fd) != 0) fail<DataError>("{}: cannot flush: {}", part_path.string(), std::strerror(errno));
-    fs::rename(part_path, final_path, ec);
-    if (ec) fail<DataError>("{}: cannot rename into place: {}", final_path.string(), ec.message());
-    fs::remove(log_path, ec);
+    if (actual != object.sha256) throw IntegrityError(corrupt(actual));
+    for (size_t i = 0; i + 1 < targets.size(); ++i)
+      install_copy(part_path, object.size, parts / (object.sha256 + ".copy"), tree / targets[i]->path);
+    if (::rename(part_path.c_str(), (tree / targets.back()->path).c_str()) != 0)
+      fail<DataError>("{}: cannot rename into place: {}", (tree / targets.back()->path).string(),
+                      std::strerror(errno));
+    ::unlink(log_path.c_str());
     notify.file_done(object.path);
     std::lock_guard<std::mutex> lock(stats_mutex);
     ++stats.transferred_objects;
-    stats.transferred_bytes += moved;
-    stats.resumed_bytes += resumed;
-    stats.resumed_parts += resumed_parts;
+    stats.transferred_bytes += result.moved;
+    stats.resumed_bytes += result.resumed;
+    stats.resumed_parts += result.resumed_parts;
   });
-
-  // Files with the same contents as another are copied from it locally.
-  std::map<std::string, std::string> first_path;
-  for (const auto& object : objects) first_path[object.sha256] = object.path;
-  for (const auto& file : manifest.files) {
-    const std::string& source = first_path[file.sha256];
-    if (source == file.path) continue;
-    fs::path target = staging / file.path;
-    if (fs::is_regular_file(target, ec) && fs::file_size(target, ec) == file.size) continue;
-    fs::create_directories(target.parent_path(), ec);
-    fs::path temp = target;
-    temp += ".tmp-copy";
-    fs::copy_file(staging / source, temp, fs::copy_options::overwrite_existing, ec);
-    if (ec) fail<DataError>("{}: cannot copy from {}: {}", target.string(), source, ec.message());
-    fsync_path(temp, false);
-    fs::rename(temp, target, ec);
-    if (ec) fail<DataError>("{}: cannot rename into place: {}", target.string(), ec.message());
-  }
-  for (const auto& entry : fs::recursive_directory_iterator(staging, ec))
-    if (entry.is_directory(ec)) fsync_path(entry.path(), true);
-  fsync_path(staging, true);
+  check_tree(tree, manifest);
+  fsync_path(staging);
   return stats;
 }
 

@@ -56,11 +56,40 @@ TransferStats upload_objects(const fs::path& dir, const Manifest& manifest, Obje
 TransferStats copy_objects(ObjectStore& from, ObjectStore& to, const Manifest& manifest,
                            const TransferOptions& options, const TransferObserver& observer);
 
-// Returns the directory where a pull of `manifest_text` into `out` keeps its partial files.
-fs::path pull_staging_dir(const fs::path& out, const std::string& manifest_text);
+// No transfer buffer is larger than this, whatever a manifest declares: downloads use parts of
+// at most this size (whatever --part-size asks) and fetch larger objects in parts.
+inline constexpr uint64_t kMaxPartBuffer = uint64_t{64} << 20;
 
-// Downloads every file of `manifest` into `staging` (resuming what an earlier run left there),
-// verifies each SHA-256, and leaves the complete tree in `staging`.
+// The work directory of a pull, beside --out: `.OUT.recmodel-pull-SHA12-XXXXXX`, made by mkdtemp
+// (mode 0700, an unpredictable name) and locked while in use. It holds `files/`, the tree that
+// becomes --out, and `parts/`, partial downloads named by SHA-256 (no manifest path lands there).
+class PullStaging {
+ public:
+  // Reuses the directory an interrupted pull of the same manifest into `out` left (a directory of
+  // this user's, mode 0700, not a link, not in use), else creates a fresh one.
+  PullStaging(const fs::path& out, const std::string& manifest_text);
+  ~PullStaging();
+  PullStaging(const PullStaging&) = delete;
+  PullStaging& operator=(const PullStaging&) = delete;
+
+  const fs::path& path() const { return path_; }
+  // Returns whether an interrupted pull's directory is being reused.
+  bool resumed() const { return resumed_; }
+
+ private:
+  fs::path path_;
+  bool resumed_ = false;
+  int lock_fd_ = -1;
+};
+
+// Returns the folder of a pull's work directory that holds the finished tree.
+fs::path pull_tree(const fs::path& staging);
+
+// Downloads every file of `manifest` into pull_tree(staging), creating `staging` (mode 0700) when
+// absent. Whatever an earlier run left there is hashed before it is kept, links and files the
+// manifest does not list are removed, and nothing is opened through a link. Declared sizes are
+// checked against the store's real object sizes before anything is allocated or written (exit 6).
+// On return the tree holds exactly the manifest's files, regular, verified and flushed.
 TransferStats download_files(ObjectStore& store, const Manifest& manifest, const fs::path& staging,
                              const TransferOptions& options, const TransferObserver& observer);
 

@@ -24,6 +24,26 @@ TEST_CASE("write_file_atomic replaces the file and leaves no temp file behind") 
   CHECK(std::distance(std::filesystem::directory_iterator(dir.path()), std::filesystem::directory_iterator()) == 1);
 }
 
+TEST_CASE("fsync_directory flushes a directory and names one it cannot open") {
+  t::TempDir dir;
+  CHECK_NOTHROW(recmodel::fsync_directory(dir.path()));
+  CHECK_THROWS_AS(recmodel::fsync_directory(dir / "missing"), recmodel::DataError);
+  t::write_text(dir / "file", "x");
+  CHECK_THROWS_WITH_AS(recmodel::fsync_directory(dir / "file"), doctest::Contains("file: cannot open the directory"),
+                       recmodel::DataError);
+}
+
+TEST_CASE("StagingDir commit refuses a final directory that appeared meanwhile, without --force") {
+  t::TempDir dir;
+  auto final_path = dir / "model";
+  StagingDir staging(final_path, /*replace=*/false);
+  t::write_text(staging.path() / "weights.bin", "w");
+  // A directory that appears where the final path goes is not replaced without permission.
+  std::filesystem::create_directories(final_path);
+  CHECK_THROWS_AS(staging.commit(), recmodel::UsageError);
+  CHECK(std::filesystem::is_empty(final_path));
+}
+
 TEST_CASE("read_file names a missing file with exit code 4") {
   t::TempDir dir;
   CHECK_THROWS_AS(recmodel::read_file(dir / "missing"), recmodel::NotFoundError);

@@ -93,6 +93,23 @@ TEST_CASE("validate_relative_path refuses anything that could land outside --out
   CHECK(code_of([] { s::validate_relative_path(std::string("a\0b", 3), "m"); }) == 3);
 }
 
+TEST_CASE("validate_relative_path refuses control characters like '..', and its message escapes them") {
+  for (std::string bad : {"esc\x1b[31m", "new\nline", "tab\tx", "del\x7f", "cr\r/x", "c1\xc2\x9b" "2J", "bell\x07"}) {
+    CAPTURE(bad);
+    std::string message;
+    CHECK(code_of([&] { s::validate_relative_path(bad, "m"); }, &message) == 3);
+    CHECK(message.find("(a control character)") != std::string::npos);
+    for (char c : message) CHECK(static_cast<unsigned char>(c) >= 0x20);
+    CHECK(message.find('\x7f') == std::string::npos);
+    CHECK(message.find("\xc2\x9b") == std::string::npos);
+  }
+  CHECK(s::quoted_for_message("a\x1b[2Jb\xc2\x9b") == "'a\\x1b[2Jb\\u009b'");
+  CHECK(s::quoted_for_message(std::string(500, 'x')).size() < 130);
+  CHECK(code_of([] { s::validate_relative_path(std::string(300, 'a'), "m"); }) == 3);
+  CHECK(code_of([] { s::validate_relative_path(std::string(5000, 'a'), "m"); }) == 3);
+  CHECK(code_of([] { s::validate_relative_path("caf\xc3\xa9/\xe6\x97\xa5\xe6\x9c\xac.txt", "m"); }) == 0);
+}
+
 TEST_CASE("manifests round-trip through JSON and parsing is strict") {
   t::TempDir dir;
   t::write_text(dir / "model/config.json", "{}");
@@ -130,6 +147,28 @@ TEST_CASE("manifests round-trip through JSON and parsing is strict") {
   CHECK(code_of([&] { s::parse_manifest(with(manifest.files[0].sha256, "abc"), "m"); }) == 3);
   CHECK(code_of([&] { s::parse_manifest("{\"format\": \"x\"}", "m"); }) == 3);
   CHECK(code_of([&] { s::parse_manifest("not json", "m"); }) == 3);
+
+  // One SHA-256 listed with two sizes: one entry lies, so the manifest is refused naming both.
+  std::string copy_size = "\"size\": 5000,\n      \"sha256\": \"" + manifest.files[1].sha256;
+  REQUIRE(text.find(copy_size) != std::string::npos);
+  CHECK(code_of([&] { s::parse_manifest(with(copy_size, "\"size\": 5000000000000,\n      \"sha256\": \"" +
+                                                          manifest.files[1].sha256),
+                                         "m"); },
+                &message) == 3);
+  CHECK(message.find("'copy.bin' (5000000000000 bytes) and 'onnx/model.onnx' (5000 bytes) list the same SHA-256") !=
+        std::string::npos);
+  // Name and version must be key parts, other fields free of control characters; nothing echoed raw.
+  CHECK(code_of([&] { s::parse_manifest(with("\"name\": \"intent\"", "\"name\": \"in/../x\""), "m"); }) == 3);
+  CHECK(code_of([&] { s::parse_manifest(with("\"version\": \"3\"", "\"version\": \"3\\u001b[2J\""), "m"); },
+                &message) == 3);
+  CHECK(message.find('\x1b') == std::string::npos);
+  CHECK(code_of([&] { s::parse_manifest(with("\"classification\": \"\"", "\"classification\": \"\\n\""), "m"); }) ==
+        3);
+  CHECK(code_of([&] { s::parse_manifest(with(manifest.files[0].sha256, "\\u001b[2J"), "m"); }, &message) == 3);
+  CHECK(message.find('\x1b') == std::string::npos);
+  // Nesting is bounded (no stack overflow), and so is the size.
+  CHECK(code_of([&] { s::parse_manifest(std::string(100000, '[') + std::string(100000, ']'), "m"); }) == 3);
+  CHECK(code_of([&] { s::parse_manifest(std::string(s::kMaxManifestBytes + 1, ' '), "m"); }) == 3);
 }
 
 TEST_CASE("remote URLs are checked and the config file keeps other tables") {
@@ -270,28 +309,41 @@ TEST_CASE("file remotes: upload only what is missing, download verified, resume,
   fs::path staging = dir / "staging";
   auto down = s::download_files(*store, manifest, staging, options, {});
   CHECK(down.transferred_bytes == manifest.total_size());
-  CHECK(t::read_text(staging / "weights.bin") == t::read_text(dir / "model/weights.bin"));
-  CHECK(t::read_text(staging / "sub/small.txt") == "hello");
+  CHECK(t::read_text(s::pull_tree(staging) / "weights.bin") == t::read_text(dir / "model/weights.bin"));
+  CHECK(t::read_text(s::pull_tree(staging) / "sub/small.txt") == "hello");
 
   // An interrupted download: chunks 0 and 2 are on disk and logged; the rest is fetched.
   fs::remove_all(staging);
-  fs::create_directories(staging);
+  fs::create_directories(staging / "parts");
   std::string weights = t::read_text(dir / "model/weights.bin");
+  const std::string weights_sha = recmodel::sha256_hex(weights);
   {
-    std::ofstream part(staging / "weights.bin.part", std::ios::binary);
+    std::ofstream part(staging / "parts" / (weights_sha + ".part"), std::ios::binary);
     std::string image(weights.size(), '\0');
     image.replace(0, 65536, weights.substr(0, 65536));
     image.replace(131072, 65536, weights.substr(131072, 65536));
     part << image;
-    std::ofstream log(staging / "weights.bin.part.log");
+    std::ofstream log(staging / "parts" / (weights_sha + ".log"));
     log << "recmodel-pull-chunks 65536 300000\n0\n2\n";
   }
   auto resumed = s::download_files(*store, manifest, staging, options, {});
   CHECK(resumed.resumed_parts == 2);
   CHECK(resumed.resumed_bytes == 131072);
-  CHECK(t::read_text(staging / "weights.bin") == weights);
-  CHECK_FALSE(fs::exists(staging / "weights.bin.part"));
-  CHECK_FALSE(fs::exists(staging / "weights.bin.part.log"));
+  CHECK(t::read_text(s::pull_tree(staging) / "weights.bin") == weights);
+  CHECK(fs::is_empty(staging / "parts"));
+
+  // Resumed chunks that lie (logged, but holding other bytes) are caught by the hash and fetched again.
+  fs::remove_all(staging);
+  fs::create_directories(staging / "parts");
+  {
+    std::ofstream part(staging / "parts" / (weights_sha + ".part"), std::ios::binary);
+    part << std::string(weights.size(), 'x');
+    std::ofstream log(staging / "parts" / (weights_sha + ".log"));
+    log << "recmodel-pull-chunks 65536 300000\n0\n1\n99999999999999999999\n2\n";
+  }
+  auto lied = s::download_files(*store, manifest, staging, options, {});
+  CHECK(lied.resumed_parts == 0);
+  CHECK(t::read_text(s::pull_tree(staging) / "weights.bin") == weights);
 
   // A corrupted object: exit 6, and neither the file nor its partial copy stays behind.
   std::string key = s::object_key(manifest.files[2].sha256);  // weights.bin
@@ -304,8 +356,8 @@ TEST_CASE("file remotes: upload only what is missing, download verified, resume,
   CHECK(code_of([&] { s::download_files(*store, manifest, fresh, options, {}); }, &message) == 6);
   CHECK(message.find("checksum mismatch") != std::string::npos);
   CHECK(message.find("weights.bin") != std::string::npos);
-  CHECK_FALSE(fs::exists(fresh / "weights.bin"));
-  CHECK_FALSE(fs::exists(fresh / "weights.bin.part"));
+  CHECK_FALSE(fs::exists(s::pull_tree(fresh) / "weights.bin"));
+  CHECK(fs::is_empty(fresh / "parts"));
 
   // copy_objects between two file remotes refuses to spread the corrupt object.
   s::RemoteSpec other = s::parse_remote_url("other", "file://" + (dir / "other").string());
