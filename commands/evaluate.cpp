@@ -11,13 +11,12 @@
 #include "cli/suggest.h"
 #include "common/error.h"
 #include "common/files.h"
-#include "data/dataset_file.h"
+#include "data/prepared_dataset.h"
 #include "metrics/evaluation.h"
 #include "metrics/gates.h"
-#include "model/checkpoint.h"
+#include "model/model_open.h"
 #include "model/predictor.h"
 #include "registry/registry.h"
-#include "tokenizer/bert_tokenizer.h"
 
 namespace recmodel {
 
@@ -66,90 +65,21 @@ struct Subject {
   std::string dataset_sha256; // manifest.json or labels file
 };
 
-nlohmann::json read_manifest(const fs::path& dir) {
-  fs::path path = dir / "manifest.json";
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) fail<NotFoundError>("{}: no such dataset directory (--data)", dir.string());
-  if (!fs::exists(path, ec))
-    fail<NotFoundError>("{}: no manifest.json; --data takes a directory written by 'recmodel preprocess'",
-                        dir.string());
-  nlohmann::json manifest = nlohmann::json::parse(read_file(path), nullptr, false);
-  if (!manifest.is_object() || !manifest.contains("task") || !manifest["task"].is_string())
-    fail<DataError>("{}: not a recmodel dataset manifest (no \"task\")", path.string());
-  return manifest;
-}
-
-// Returns the SHA-256 of the vocabulary the dataset was tokenized with.
-std::string dataset_vocab_sha(const fs::path& dir, const nlohmann::json& manifest) {
-  const nlohmann::json* tok = manifest.contains("tokenizer") ? &manifest["tokenizer"] : nullptr;
-  if (tok && tok->contains("vocab_sha256") && (*tok)["vocab_sha256"].is_string())
-    return (*tok)["vocab_sha256"].get<std::string>();
-  std::string folder = tok && tok->contains("directory") && (*tok)["directory"].is_string()
-                           ? (*tok)["directory"].get<std::string>()
-                           : "tokenizer";
-  std::error_code ec;
-  if (!fs::is_directory(dir / folder, ec))
-    fail<DataError>("{}: the manifest names no vocabulary (tokenizer.vocab_sha256) and {} is missing", dir.string(),
-                    (dir / folder).string());
-  return tokenizer::BertTokenizer::from_model_dir(dir / folder).vocab().sha256();
-}
-
 Evaluation evaluate_model(const EvaluateOptions& options, const Console& console, Subject& subject) {
   registry::ResolvedModel resolved = registry::resolve_model(options.model, console.options().registry);
   subject.model_dir = resolved.path.string();
   subject.version = resolved.version;
-  const fs::path data_dir(options.data);
-  nlohmann::json manifest = read_manifest(data_dir);
-  const std::string task_text = manifest["task"].get<std::string>();
-  const data::Task task = data::parse_task(task_text);
-
-  std::error_code ec;
-  if (!fs::is_directory(resolved.path, ec))
-    fail<NotFoundError>("{}: no such model directory (--model)", resolved.path.string());
-  const std::string model_sha = tokenizer::BertTokenizer::from_model_dir(resolved.path).vocab().sha256();
-  const std::string data_sha = dataset_vocab_sha(data_dir, manifest);
-  if (model_sha != data_sha)
-    fail<DataError>("{} was tokenized with another vocabulary than {} (vocabulary sha256 {}… vs {}…); prepare the data "
-                    "again with 'recmodel preprocess --model {}'",
-                    data_dir.string(), options.model, data_sha.substr(0, 12), model_sha.substr(0, 12), options.model);
-
-  model::LoadedModel loaded = model::load_model(resolved.path, [&](const std::string& w) { console.warn("{}", w); });
-  const bool model_regression = loaded.config.problem_type == model::ProblemType::regression;
-  if (model_regression != (task == data::Task::regression))
-    fail<DataError>("{} is a {} model but {} is a {} dataset", options.model,
-                    model_regression ? "regression" : "classification", data_dir.string(), task_text);
-  if (!loaded.initialized.empty())
-    fail<DataError>("{}: the checkpoint lacks {} (e.g. {}); evaluate a trained model", loaded.weights_file.string(),
-                    loaded.initialized.size() == 1 ? "a parameter" : "parameters", loaded.initialized.front());
-
-  // Dataset class ids -> model class ids, by name.
+  const data::PreparedDataset dataset = data::PreparedDataset::open(options.data);
+  const data::Task task = dataset.task;
+  data::DatasetSplit split = dataset.require_split(options.split);
+  const fs::path split_file = split.path();
+  model::OpenedModel opened = model::open_for_inference(
+      resolved.path, options.model, [&](const std::string& w) { console.warn("{}", w); }, &dataset);
+  model::LoadedModel& loaded = opened.loaded;
   const std::vector<std::string>& model_labels = loaded.config.labels;
-  std::vector<int> remap;
-  if (task == data::Task::classification) {
-    if (!manifest.contains("labels") || !manifest["labels"].is_array())
-      fail<DataError>("{}/manifest.json: a classification dataset without \"labels\"", data_dir.string());
-    for (const auto& name : manifest["labels"]) {
-      std::string label = name.get<std::string>();
-      auto found = std::find(model_labels.begin(), model_labels.end(), label);
-      if (found == model_labels.end()) {
-        std::string hint = closest_match(label, model_labels);
-        fail<DataError>("{}: label \"{}\" of the dataset is not a label of {}{}", data_dir.string(), label,
-                        options.model, hint.empty() ? std::string() : fmt::format(" (it has \"{}\")", hint));
-      }
-      remap.push_back(static_cast<int>(found - model_labels.begin()));
-    }
-  }
-
-  fs::path split_file = data_dir / fmt::format("{}.bin", options.split);
-  if (manifest.contains("splits") && manifest["splits"].contains(options.split) &&
-      manifest["splits"][options.split].contains("file"))
-    split_file = data_dir / manifest["splits"][options.split]["file"].get<std::string>();
-  data::DatasetSplit split = data::DatasetSplit::open(split_file);
-  if (split.size() == 0)
-    fail<DataError>("{}: the {} split has no examples; nothing to evaluate", split_file.string(), options.split);
   subject.split = options.split;
-  subject.data = data_dir.string();
-  subject.dataset_sha256 = sha256_file(data_dir / "manifest.json");
+  subject.data = options.data;
+  subject.dataset_sha256 = dataset.manifest_sha256;
 
   model::PredictorOptions popts;
   popts.batch_size = static_cast<size_t>(options.batch_size);
@@ -185,11 +115,7 @@ Evaluation evaluate_model(const EvaluateOptions& options, const Console& console
       const double* p = probs.data_ptr<double>();
       const int64_t* b = best.data_ptr<int64_t>();
       for (size_t i = 0; i < count; ++i) {
-        int32_t label = window[i].label;
-        if (label < 0 || static_cast<size_t>(label) >= remap.size())
-          fail<DataError>("{}: example {} has class id {}, outside the manifest's {} labels", split_file.string(),
-                          start + i, label, remap.size());
-        truth.push_back(remap[label]);
+        truth.push_back(opened.fit.model_label(window[i].label, split_file, start + i));
         predicted.push_back(static_cast<int>(b[i]));
       }
       probabilities.insert(probabilities.end(), p, p + count * classes);

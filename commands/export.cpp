@@ -14,7 +14,7 @@
 #include "converters/onnx_export.h"
 #include "converters/onnx_runtime.h"
 #include "converters/quantization.h"
-#include "model/checkpoint.h"
+#include "model/model_open.h"
 #include "registry/registry.h"
 
 namespace recmodel {
@@ -91,7 +91,9 @@ void run_export(ExportOptions options, const Console& console) {
   }
 
   // Validate the source: config, weights, tokenizer.
-  model::LoadedModel loaded = model::load_model(model_dir, [&](const std::string& w) { console.warn("{}", w); });
+  model::OpenedModel opened =
+      model::open_for_inference(model_dir, options.model, [&](const std::string& w) { console.warn("{}", w); });
+  model::LoadedModel& loaded = opened.loaded;
   auto& model = *loaded.model;
   const bool source_int8 = !model.int8_modules().empty();
   const bool want_int8 = options.quantize == "int8" || source_int8;
@@ -101,7 +103,7 @@ void run_export(ExportOptions options, const Console& console) {
     fail<UsageError>("--per-tensor applies when export quantizes; {} is int8 already", options.model);
   if (options.per_tensor && options.quantize != "int8")
     fail<UsageError>("--per-tensor applies to --quantize int8");
-  tokenizer::BertTokenizer tokenizer = tokenizer::BertTokenizer::from_model_dir(model_dir);
+  const tokenizer::BertTokenizer& tokenizer = opened.tokenizer;
   model.eval();
 
   std::vector<converters::TokenBatch> batches;

@@ -48,7 +48,7 @@ void run_init(const InitOptions& options, const Console& console) {
   nlohmann::json dataset_record = nullptr;
   if (!options.data.empty()) {
     auto dataset = data::PreparedDataset::open(options.data);
-    tokenizer.emplace(tokenizer::BertTokenizer::from_model_dir(dataset.tokenizer_dir()));
+    tokenizer.emplace(dataset.load_tokenizer());
     if (dataset.task == data::Task::regression) {
       config.problem_type = model::ProblemType::regression;
       config.labels = {"LABEL_0"};

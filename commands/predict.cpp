@@ -15,9 +15,10 @@
 
 #include "cli/suggest.h"
 #include "common/error.h"
+#include "common/json.h"
 #include "common/line_reader.h"
 #include "data/readers.h"
-#include "model/checkpoint.h"
+#include "model/model_open.h"
 #include "model/predictor.h"
 #include "registry/registry.h"
 #include "tokenizer/unicode.h"
@@ -194,9 +195,18 @@ class InputReader {
       item.error = "empty line";
       return;
     }
-    nlohmann::json doc = nlohmann::json::parse(raw, nullptr, false);
+    // Bounded: the id is echoed (dumped), and a line of 1 M nested arrays would overflow the stack.
+    nlohmann::json doc;
+    try {
+      doc = parse_json(raw, "line");
+    } catch (const DataError& e) {
+      item.error = std::string_view(e.what()).find("nested deeper") != std::string_view::npos
+                       ? fmt::format("JSON nested deeper than {} levels", kMaxJsonDepth)
+                       : "invalid JSON";
+      return;
+    }
     if (!doc.is_object()) {
-      item.error = doc.is_discarded() ? "invalid JSON" : "expected a JSON object";
+      item.error = "expected a JSON object";
       return;
     }
     if (auto id = doc.find(options_.id_column); id != doc.end() && !id->is_null())
@@ -262,14 +272,10 @@ void run_predict(const PredictOptions& options, const Console& console, bool tex
   const torch::Device device = model::parse_device(options.device);
 
   registry::ResolvedModel resolved = registry::resolve_model(options.model, console.options().registry);
-  std::error_code ec;
-  if (!fs::is_directory(resolved.path, ec))
-    fail<NotFoundError>("{}: no such model directory (--model)", resolved.path.string());
-  tokenizer::BertTokenizer tokenizer = tokenizer::BertTokenizer::from_model_dir(resolved.path);
-  model::LoadedModel loaded = model::load_model(resolved.path, [&](const std::string& w) { console.warn("{}", w); });
-  if (!loaded.initialized.empty())
-    fail<DataError>("{}: the checkpoint lacks {} (e.g. {}); predict with a trained model", loaded.weights_file.string(),
-                    loaded.initialized.size() == 1 ? "a parameter" : "parameters", loaded.initialized.front());
+  model::OpenedModel opened =
+      model::open_for_inference(resolved.path, options.model, [&](const std::string& w) { console.warn("{}", w); });
+  const tokenizer::BertTokenizer& tokenizer = opened.tokenizer;
+  model::LoadedModel& loaded = opened.loaded;
   const bool regression = loaded.config.problem_type == model::ProblemType::regression;
   const std::vector<std::string> labels = loaded.config.labels;
 

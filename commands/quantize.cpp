@@ -1,7 +1,6 @@
 #include "commands/quantize.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -17,8 +16,9 @@
 #include "common/files.h"
 #include "converters/quantization.h"
 #include "data/prepared_dataset.h"
+#include "metrics/gates.h"
 #include "metrics/names.h"
-#include "model/checkpoint.h"
+#include "model/model_open.h"
 #include "registry/registry.h"
 #include "tokenizer/bert_tokenizer.h"
 
@@ -38,39 +38,13 @@ struct QuantizeCommandOptions {
   const CLI::Option* max_drop_option = nullptr;
 };
 
-struct Gate {
-  std::string metric;
-  double limit = 0;
-};
-
-// Parses "accuracy=0.01,f1_macro=0.02": the largest allowed loss of each metric.
-std::vector<Gate> parse_gates(const std::string& text) {
-  std::vector<Gate> gates;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t end = text.find(',', start);
-    std::string item = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    start = end == std::string::npos ? text.size() + 1 : end + 1;
-    if (item.empty()) continue;
-    size_t eq = item.find('=');
-    if (eq == std::string::npos)
-      fail<UsageError>("--max-drop {}: expected METRIC=AMOUNT, e.g. accuracy=0.01 (one point)", item);
-    Gate gate;
-    gate.metric = item.substr(0, eq);
-    metrics::require_metric_name(gate.metric, "--max-drop");
-    std::string number = item.substr(eq + 1);
-    size_t used = 0;
-    try {
-      gate.limit = std::stod(number, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != number.size() || number.empty() || !std::isfinite(gate.limit) || gate.limit < 0)
-      fail<UsageError>("--max-drop {}: '{}' is not a number of 0 or more; did you mean {}=0.01?", item, number,
-                       gate.metric);
-    gates.push_back(gate);
-  }
-  if (gates.empty()) fail<UsageError>("--max-drop is empty; give e.g. accuracy=0.01");
+// Parses --max-drop with the one gate parser (metrics::parse_gates); a drop is 0 or more.
+std::vector<metrics::Gate> parse_max_drop(const std::string& text) {
+  std::vector<metrics::Gate> gates = metrics::parse_gates(text, metrics::GateKind::at_most, "--max-drop");
+  for (const auto& gate : gates)
+    if (gate.threshold < 0)
+      fail<UsageError>("--max-drop {}: {} is a negative drop; give the largest allowed loss, such as {}=0.01",
+                       gate.metric, gate.threshold, gate.metric);
   return gates;
 }
 
@@ -83,10 +57,11 @@ uint64_t directory_weights_bytes(const fs::path& weights_file) {
 std::string megabytes(uint64_t bytes) { return fmt::format("{:.1f} MB", static_cast<double>(bytes) / 1e6); }
 
 void run_quantize(QuantizeCommandOptions options, const Console& console) {
+  const std::string model_name = options.model;  // as given, for messages about the fit
   options.model = registry::resolve_model(options.model, console.options().registry).path.string();
   // Validate the whole command line before loading anything.
   const bool gate_given = options.max_drop_option && options.max_drop_option->count() > 0;
-  std::vector<Gate> gates = parse_gates(options.max_drop);
+  std::vector<metrics::Gate> gates = parse_max_drop(options.max_drop);
   if (options.data.empty() && gate_given)
     fail<UsageError>("--max-drop needs --data DIR: the accuracy change is measured on a prepared dataset");
   if (!fs::is_directory(options.model)) fail<NotFoundError>("{}: no such model directory (--model)", options.model);
@@ -95,33 +70,23 @@ void run_quantize(QuantizeCommandOptions options, const Console& console) {
   if (fs::exists(options.out) && fs::equivalent(options.out, options.model))
     fail<UsageError>("--out {} is the model directory itself; write the int8 model to a new directory", options.out);
   std::optional<data::PreparedDataset> dataset;
+  std::optional<data::DatasetSplit> split;
   if (!options.data.empty()) {
     dataset = data::PreparedDataset::open(options.data);
-    if (!dataset->has_split(options.split))
-      fail<NotFoundError>("{}: the dataset has no examples in split '{}' (--split); choose train, dev or test",
-                          options.data, options.split);
+    split.emplace(dataset->require_split(options.split));
   }
 
-  model::LoadedModel loaded = model::load_model(options.model, [&](const std::string& w) { console.warn("{}", w); });
+  model::OpenedModel opened = model::open_for_inference(
+      options.model, model_name, [&](const std::string& w) { console.warn("{}", w); }, dataset ? &*dataset : nullptr);
+  model::LoadedModel& loaded = opened.loaded;
+  const tokenizer::BertTokenizer& tokenizer = opened.tokenizer;
   auto& model = *loaded.model;
+  nlohmann::json lineage = model::read_lineage(options.model);  // carried into the int8 model's
   if (!model.int8_modules().empty())
     fail<DataError>("{}: is an int8 model already (recmodel quantize); quantize the fp32 model it came from",
                     options.model);
   const bool regression = model.config.problem_type == model::ProblemType::regression;
-  tokenizer::BertTokenizer tokenizer = tokenizer::BertTokenizer::from_model_dir(options.model);
   if (dataset) {
-    const bool dataset_regression = dataset->task == data::Task::regression;
-    if (dataset_regression != regression)
-      fail<DataError>("{}: is a {} dataset but {} is a {} model", options.data,
-                      dataset_regression ? "regression" : "classification", options.model,
-                      regression ? "regression" : "classification");
-    if (!regression && dataset->labels != model.config.labels)
-      fail<DataError>("{}: the dataset's labels ({}) are not the model's ({}, from {}/config.json) in the same order",
-                      options.data, fmt::format("{}", fmt::join(dataset->labels, ", ")),
-                      fmt::format("{}", fmt::join(model.config.labels, ", ")), options.model);
-    if (tokenizer.vocab().sha256() != dataset->vocab_sha256)
-      fail<DataError>("{}: was tokenized with another vocabulary than {}'s; preprocess it with --model {}",
-                      options.data, options.model, options.model);
     if (regression && gate_given)
       for (const auto& gate : gates)
         if (gate.metric != "mae" && gate.metric != "rmse")
@@ -129,7 +94,6 @@ void run_quantize(QuantizeCommandOptions options, const Console& console) {
     if (regression && !gate_given) gates.clear();  // the default gate is on accuracy
   }
 
-  std::optional<data::DatasetSplit> split;
   converters::SplitOutputs before, after;
   auto evaluate = [&](const char* what) {
     ProgressBar progress(console, what, split->size(), "ex");
@@ -138,7 +102,6 @@ void run_quantize(QuantizeCommandOptions options, const Console& console) {
     return outputs;
   };
   if (dataset) {
-    split.emplace(dataset->open_split(options.split));
     console.info("evaluating the fp32 model on {} {} examples", split->size(), options.split);
     before = evaluate("fp32");
   }
@@ -150,12 +113,6 @@ void run_quantize(QuantizeCommandOptions options, const Console& console) {
     after = evaluate("int8");
   }
 
-  nlohmann::json lineage = nlohmann::json::object();
-  fs::path source_lineage = fs::path(options.model) / "recmodel.json";
-  if (fs::exists(source_lineage)) {
-    lineage = nlohmann::json::parse(read_file(source_lineage), nullptr, /*allow_exceptions=*/false);
-    if (!lineage.is_object()) lineage = nlohmann::json::object();
-  }
   StagingDir staging(options.out, options.force);
   nlohmann::json scheme = {{"weights", quantize.per_channel ? "int8 symmetric, per output channel" : "int8 symmetric, per tensor"},
                            {"embeddings", "int8 symmetric, per row"},
@@ -170,7 +127,7 @@ void run_quantize(QuantizeCommandOptions options, const Console& console) {
   std::vector<std::string> failures;
   std::optional<converters::QualityComparison> quality;
   if (dataset) {
-    quality = converters::compare_quality(before, after, *split, model.config.labels);
+    quality = converters::compare_quality(before, after, *split, model.config.labels, opened.fit.label_map);
     nlohmann::json metrics_json = nlohmann::json::object();
     std::vector<std::string> shown = regression ? std::vector<std::string>{"mae", "rmse"}
                                                 : std::vector<std::string>{"accuracy", "f1_macro", "f1_weighted"};
@@ -190,12 +147,12 @@ void run_quantize(QuantizeCommandOptions options, const Console& console) {
         continue;
       }
       double drop = metrics::higher_is_better(gate.metric) ? *b - *a : *a - *b;
-      bool passed = drop <= gate.limit + 1e-12;
-      gate_json.push_back({{"metric", gate.metric}, {"drop", drop}, {"max_drop", gate.limit}, {"passed", passed}});
+      bool passed = drop <= gate.threshold + 1e-12;
+      gate_json.push_back({{"metric", gate.metric}, {"drop", drop}, {"max_drop", gate.threshold}, {"passed", passed}});
       if (!passed)
         failures.push_back(fmt::format("{} {} by {:.4f} ({:.4f} -> {:.4f}), more than --max-drop {}={}", gate.metric,
                                        metrics::higher_is_better(gate.metric) ? "dropped" : "rose", drop, *b, *a,
-                                       gate.metric, gate.limit));
+                                       gate.metric, gate.threshold));
     }
     report["data"] = {{"path", options.data}, {"split", options.split}, {"examples", split->size()}};
     report["metrics"] = metrics_json;

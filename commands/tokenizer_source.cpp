@@ -24,7 +24,9 @@ tokenizer::BertTokenizer TokenizerSource::load(const std::string& registry) cons
   if (!model.empty()) {
     if (cased) fail<UsageError>("--cased applies to --vocab; with --model the settings come from tokenizer_config.json");
     fs::path dir = registry::resolve_model(model, registry).path;
-    if (!fs::is_directory(dir)) fail<NotFoundError>("{}: no such model directory", model);
+    // The message model::open_for_inference gives for a missing --model.
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) fail<NotFoundError>("{}: no such model directory (--model)", dir.string());
     return tokenizer::BertTokenizer::from_model_dir(dir);
   }
   tokenizer::TokenizerConfig config;

@@ -5,14 +5,13 @@
 #include <string>
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "cli/progress.h"
 #include "cli/suggest.h"
 #include "common/error.h"
 #include "common/files.h"
 #include "metrics/names.h"
-#include "model/checkpoint.h"
+#include "model/model_open.h"
 #include "registry/registry.h"
 #include "training/trainer.h"
 
@@ -58,30 +57,6 @@ class StopSignals {
   void (*previous_term_)(int);
 };
 
-// Refuses a dataset encoded with another vocabulary or other settings than the model's tokenizer.
-void check_same_tokenizer(const std::string& model_dir, const data::PreparedDataset& dataset) {
-  auto model_tokenizer = tokenizer::BertTokenizer::from_model_dir(model_dir);
-  auto data_tokenizer = tokenizer::BertTokenizer::from_model_dir(dataset.tokenizer_dir());
-  if (model_tokenizer.vocab().tokens() != data_tokenizer.vocab().tokens())
-    fail<DataError>("{} was prepared with another vocabulary ({} tokens, sha256 {}) than the model {} ({} tokens); "
-                    "run 'recmodel preprocess --model {}' to encode it with the model's tokenizer",
-                    dataset.dir.string(), data_tokenizer.vocab().size(), dataset.vocab_sha256.substr(0, 12), model_dir,
-                    model_tokenizer.vocab().size(), model_dir);
-  const auto& a = model_tokenizer.config();
-  const auto& b = data_tokenizer.config();
-  if (a.do_lower_case != b.do_lower_case || a.strips_accents() != b.strips_accents() ||
-      a.tokenize_chinese_chars != b.tokenize_chinese_chars)
-    fail<DataError>("{} was prepared with other tokenizer settings (lowercase {}, strip accents {}) than the model {} "
-                    "(lowercase {}, strip accents {}); prepare it with --model {}",
-                    dataset.dir.string(), b.do_lower_case, b.strips_accents(), model_dir, a.do_lower_case,
-                    a.strips_accents(), model_dir);
-}
-
-std::string describe_head(const model::BertConfig& config) {
-  if (config.problem_type == model::ProblemType::regression) return "a regression head";
-  return fmt::format("labels [{}]", fmt::join(config.labels, ", "));
-}
-
 void run_train(TrainOptions options, const Console& console) {
   const fs::path out = options.out;
   const fs::path work_dir = options.work_dir.empty() ? fs::path(options.out + ".train") : fs::path(options.work_dir);
@@ -105,37 +80,12 @@ void run_train(TrainOptions options, const Console& console) {
   auto dataset = data::PreparedDataset::open(options.data);
   const registry::ResolvedModel base = registry::resolve_model(options.model, registry_flag);
   const fs::path model_dir = base.path;
-  if (!fs::is_directory(model_dir, ec)) fail<NotFoundError>("{}: no such model directory", options.model);
-  check_same_tokenizer(model_dir.string(), dataset);
-
-  // The head must fit the dataset's labels; --reset-head replaces it.
-  const auto checkpoint_config = model::BertConfig::from_json_file(model_dir / "config.json");
-  model::BertConfig wanted = checkpoint_config;
-  wanted.problem_type = dataset.task == data::Task::regression ? model::ProblemType::regression
-                                                                : model::ProblemType::single_label_classification;
-  wanted.labels = dataset.task == data::Task::regression ? std::vector<std::string>{checkpoint_config.labels.front()}
-                                                         : dataset.labels;
-  const bool head_matches =
-      wanted.problem_type == checkpoint_config.problem_type && wanted.labels == checkpoint_config.labels;
-  if (!head_matches && !options.reset_head)
-    fail<DataError>("the model {} has {} but the dataset {} has {}; pass --reset-head to train a new head",
-                    options.model, describe_head(checkpoint_config), options.data, describe_head(wanted));
   auto warn = [&](const std::string& message) { console.warn("{}", message); };
   torch::manual_seed(options.config.seed);  // a new head is drawn from --seed
-  model::LoadedModel loaded = head_matches
-                                  ? model::load_model(model_dir, warn)
-                                  : model::load_model(model_dir, warn, &wanted.labels, wanted.problem_type);
-  if (!loaded.model->int8_modules().empty())
-    fail<DataError>("{}: is an int8 model (recmodel quantize), which cannot be trained; train its fp32 source and "
-                    "quantize again",
-                    options.model);
-  if (static_cast<int64_t>(dataset.max_length) > loaded.config.max_position_embeddings)
-    fail<DataError>("{}: examples of up to {} tokens, but the model {} has {} positions; preprocess with "
-                    "--max-length {}",
-                    options.data, dataset.max_length, options.model, loaded.config.max_position_embeddings,
-                    loaded.config.max_position_embeddings);
+  model::OpenedModel opened = model::open_for_training(model_dir, options.model, dataset, options.reset_head, warn);
+  model::LoadedModel& loaded = opened.loaded;
 
-  training::Trainer trainer(options.config, loaded, dataset, work_dir, warn);
+  training::Trainer trainer(options.config, loaded, dataset, work_dir, warn, opened.fit.label_map);
   StopSignals signals;
   ProgressBar progress(console, "train", 0, " steps");
   std::function<void(const training::StepReport&)> on_step;
@@ -179,8 +129,7 @@ void run_train(TrainOptions options, const Console& console) {
         {"tokens_per_second", result.tokens_per_second}}},
   };
   StagingDir staging(out, options.force);
-  auto tokenizer = tokenizer::BertTokenizer::from_model_dir(model_dir);
-  model::save_model(staging.path(), loaded.model, tokenizer, lineage);
+  model::save_model(staging.path(), loaded.model, opened.tokenizer, lineage);
   fs::copy_file(work_dir / "train_log.jsonl", staging.path() / "train_log.jsonl", ec);
   staging.commit();
   if (!options.keep_checkpoints) fs::remove_all(work_dir, ec);

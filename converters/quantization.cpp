@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "converters/int8.h"
+#include "data/compatibility.h"
 
 namespace recmodel::converters {
 
@@ -80,7 +81,8 @@ double top_label_agreement(const SplitOutputs& a, const SplitOutputs& b) {
 }
 
 QualityComparison compare_quality(const SplitOutputs& before, const SplitOutputs& after,
-                                  const data::DatasetSplit& split, const std::vector<std::string>& label_names) {
+                                  const data::DatasetSplit& split, const std::vector<std::string>& label_names,
+                                  const std::vector<int32_t>& label_map) {
   QualityComparison c;
   c.regression = split.task() == data::Task::regression;
   for (size_t i = 0; i < before.logits.size() && i < after.logits.size(); ++i)
@@ -102,7 +104,12 @@ QualityComparison compare_quality(const SplitOutputs& before, const SplitOutputs
     return c;
   }
   std::vector<int> truth(split.size());
-  for (size_t i = 0; i < split.size(); ++i) truth[i] = split.label(i);
+  if (label_map.empty()) {
+    for (size_t i = 0; i < split.size(); ++i) truth[i] = split.label(i);
+  } else {
+    const data::Fit fit{label_map};
+    for (size_t i = 0; i < split.size(); ++i) truth[i] = fit.model_label(split.label(i), split.path(), i);
+  }
   const int classes = static_cast<int>(before.num_labels);
   metrics::ClassificationOptions options;
   options.top_k = std::min(5, classes);

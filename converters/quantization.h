@@ -55,8 +55,11 @@ struct QualityComparison {
   double worst_class_f1_before = 0, worst_class_f1_after = 0;
 };
 
+// `label_map` (data::Fit) maps the split's class ids to the model's, matched by name; empty:
+// they are the model's own.
 QualityComparison compare_quality(const SplitOutputs& before, const SplitOutputs& after,
-                                  const data::DatasetSplit& split, const std::vector<std::string>& label_names);
+                                  const data::DatasetSplit& split, const std::vector<std::string>& label_names,
+                                  const std::vector<int32_t>& label_map = {});
 
 // Returns the value of `metric` (a metrics::metric_names() entry) on one side of the comparison,
 // or nullopt when it does not apply (e.g. roc_auc of three classes, accuracy of a regressor).

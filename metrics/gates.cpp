@@ -37,6 +37,8 @@ std::vector<Gate> parse_gates(std::string_view spec, GateKind kind, std::string_
       fail<UsageError>("{} '{}': expected metric=value, such as {}=0.9", option, item, trim(item));
     std::string name(trim(item.substr(0, equals)));
     std::string_view number = trim(item.substr(equals + 1));
+    if (name.empty())
+      fail<UsageError>("{} '{}': no metric name; expected metric=value, such as accuracy=0.9", option, item);
     require_metric_name(name, option);
     double threshold = 0;
     auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), threshold);

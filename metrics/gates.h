@@ -20,8 +20,9 @@ struct Gate {
 };
 
 // Parses "name=value[,name=value...]" given to `option` (named in errors). Throws UsageError
-// for an unknown metric (with "did you mean"), a value that is not a finite number, an empty
-// item or a metric named twice.
+// for an unknown or missing metric name (with "did you mean"), a value that is not a finite
+// number, an empty item (so "accuracy=0.9," is refused, not read as one gate) or a metric named
+// twice. The one gate parser: evaluate's --fail-under/--max and quantize's --max-drop.
 std::vector<Gate> parse_gates(std::string_view spec, GateKind kind, std::string_view option);
 
 // One gate that was not met, or whose metric could not be computed on this data.

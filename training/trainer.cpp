@@ -14,6 +14,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "data/compatibility.h"
 #include "metrics/classification.h"
 #include "metrics/regression.h"
 #include "model/predictor.h"
@@ -113,12 +114,13 @@ struct Trainer::State {
 };
 
 Trainer::Trainer(TrainConfig config, model::LoadedModel& loaded, const data::PreparedDataset& dataset,
-                 fs::path work_dir, std::function<void(const std::string&)> warn)
+                 fs::path work_dir, std::function<void(const std::string&)> warn, std::vector<int32_t> label_map)
     : config_(std::move(config)),
       loaded_(loaded),
       dataset_(dataset),
       work_dir_(std::move(work_dir)),
       warn_(std::move(warn)),
+      label_map_(std::move(label_map)),
       train_(dataset.open_split("train")),
       device_(model::parse_device(config_.device)) {
   if (train_.size() == 0) fail<DataError>("{}: the train split is empty", dataset_.split_path("train").string());
@@ -135,6 +137,14 @@ Trainer::Trainer(TrainConfig config, model::LoadedModel& loaded, const data::Pre
   for (const auto& item : loaded_.model->named_parameters())
     (no_decay(item.key()) ? plain : decay).params.push_back(item.value());
   optimizer_ = std::make_unique<AdamW>(std::vector<ParamGroup>{std::move(decay), std::move(plain)});
+}
+
+void Trainer::map_labels(Batch& batch, const data::DatasetSplit& split, const std::vector<size_t>& indices) const {
+  if (label_map_.empty() || dataset_.task == data::Task::regression) return;
+  const data::Fit fit{label_map_};
+  int64_t* labels = batch.labels.data_ptr<int64_t>();
+  for (size_t r = 0; r < indices.size(); ++r)
+    labels[r] = fit.model_label(static_cast<int32_t>(labels[r]), split.path(), indices[r]);
 }
 
 void Trainer::check_metric_applies() const {
@@ -184,6 +194,7 @@ nlohmann::json Trainer::evaluate_dev() {
     model->eval();
     for (const auto& indices : plan_evaluation(*dev_, config_.batch_size * 2)) {
       Batch batch = make_batch(*dev_, indices, loaded_.config.pad_token_id);
+      map_labels(batch, *dev_, indices);
       auto logits = model->forward(batch.input_ids.to(device_), batch.token_type_ids.to(device_),
                                    batch.attention_mask.to(device_))
                         .to(torch::kFloat);
@@ -408,6 +419,7 @@ TrainResult Trainer::run(bool resume, const std::function<void(const StepReport&
       torch::Tensor step_loss = torch::zeros({}, torch::TensorOptions().device(device_));
       for (size_t b = first; b < last; ++b) {
         Batch batch = make_batch(train_, plan[b], loaded_.config.pad_token_id);
+        map_labels(batch, train_, plan[b]);
         torch::Tensor loss;
         {
           AutocastScope scope(autocast, autocast_dtype);

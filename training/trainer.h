@@ -18,6 +18,7 @@
 #include "data/prepared_dataset.h"
 #include "model/checkpoint.h"
 #include "training/adamw.h"
+#include "training/batching.h"
 
 namespace recmodel::training {
 
@@ -84,9 +85,11 @@ struct Interrupted : Error {
 
 class Trainer {
  public:
-  // `work_dir` holds checkpoint/, best/ and train_log.jsonl while training runs.
+  // `work_dir` holds checkpoint/, best/ and train_log.jsonl while training runs. `label_map`
+  // (data::Fit, from model::open_for_training) maps the dataset's class ids to the head's;
+  // empty: they are the same.
   Trainer(TrainConfig config, model::LoadedModel& loaded, const data::PreparedDataset& dataset, fs::path work_dir,
-          std::function<void(const std::string&)> warn);
+          std::function<void(const std::string&)> warn, std::vector<int32_t> label_map = {});
 
   // Trains from scratch, or continues from work_dir/checkpoint when `resume` is set. Returns the
   // model with the best dev weights loaded (the last weights when there is no dev split).
@@ -104,6 +107,8 @@ class Trainer {
   void load_checkpoint(State& state);
   void save_best(const State& state);
   void load_best();
+  // Rewrites a classification batch's dataset class ids as the head's (label_map_).
+  void map_labels(Batch& batch, const data::DatasetSplit& split, const std::vector<size_t>& indices) const;
   void append_log(const nlohmann::json& record);
   void truncate_log(int64_t after_step);
   nlohmann::json fingerprint() const;
@@ -117,6 +122,7 @@ class Trainer {
   const data::PreparedDataset& dataset_;
   fs::path work_dir_;
   std::function<void(const std::string&)> warn_;
+  std::vector<int32_t> label_map_;
   data::DatasetSplit train_;
   std::optional<data::DatasetSplit> dev_;
   torch::Device device_;

@@ -3,9 +3,12 @@
 // on a prepared split (vocabulary check, agreement with predict + evaluate --predictions).
 #include <doctest/doctest.h>
 
+#include <functional>
+
 #include <nlohmann/json.hpp>
 
 #include "tests/converters/model_fixture.h"
+#include "tests/hostile.h"
 #include "tests/support.h"
 
 namespace t = recmodel::testing;
@@ -271,4 +274,203 @@ TEST_CASE("evaluate --record attaches the metrics to the registry version") {
   CHECK(shown["evaluations"][0]["split"] == "test");
   CHECK(shown["evaluations"][0]["metrics"]["accuracy"].get<double>() == doctest::Approx(0.8));
   CHECK(shown["evaluations"][0]["dataset_sha256"].get<std::string>().size() == 64);
+}
+
+namespace {
+
+// A copy of `f`'s dataset at `name` whose manifest.json is edited by `edit`.
+std::string edited_dataset(const ModelFixture& f, const std::string& name,
+                           const std::function<void(nlohmann::json&)>& edit) {
+  fs::copy(f.data, f.dir / name, fs::copy_options::recursive);
+  auto manifest = nlohmann::json::parse(t::read_text(f.dir / name / "manifest.json"));
+  edit(manifest);
+  t::write_text(f.dir / name / "manifest.json", manifest.dump(2));
+  return f.path(name);
+}
+
+// Runs the same model and dataset through evaluate, train and quantize (under the memory limit),
+// each writing nothing: the refusals are compared across commands.
+struct Runs {
+  t::RunResult evaluate, train, quantize;
+};
+
+Runs through_each_command(const ModelFixture& f, const std::string& model, const std::string& data) {
+  Runs runs;
+  runs.evaluate = t::run_recmodel_limited({"evaluate", "--model", model, "--data", data});
+  runs.train = t::run_recmodel_limited({"train", "--model", model, "--data", data, "--out", f.path("trained")});
+  runs.quantize = t::run_recmodel_limited({"quantize", "--model", model, "--data", data, "--out", f.path("int8")});
+  CHECK_FALSE(fs::exists(f.dir / "trained"));
+  CHECK_FALSE(fs::exists(f.dir / "int8"));
+  return runs;
+}
+
+// Checks that each run was refused with `exit_code` and exactly the error line `line`.
+void check_same_refusal(const std::vector<std::pair<const char*, t::RunResult>>& runs, int exit_code,
+                        const std::string& line) {
+  for (const auto& [command, run] : runs) {
+    CAPTURE(command);
+    REQUIRE_REFUSED(run, exit_code);
+    CHECK(run.err.substr(std::min(run.err.find("recmodel: error: "), run.err.size())) == line);
+  }
+}
+
+void check_same_refusal(const Runs& runs, int exit_code, const std::string& line) {
+  check_same_refusal({{"evaluate", runs.evaluate}, {"train", runs.train}, {"quantize", runs.quantize}}, exit_code,
+                     line);
+}
+
+const std::string kResetHead = "; pass --reset-head to train a new head";
+
+}  // namespace
+
+TEST_CASE("regression: evaluate refuses a dataset from a newer recmodel like train does") {
+  ModelFixture f;
+  const auto version =
+      nlohmann::json::parse(t::read_text(fs::path(f.data) / "manifest.json"))["format_version"].get<int>();
+  std::string newer = edited_dataset(f, "newer", [&](nlohmann::json& m) { m["format_version"] = version + 1; });
+  check_same_refusal(through_each_command(f, f.model, newer), 3,
+                     "recmodel: error: " + newer + "/manifest.json: dataset format version " +
+                         std::to_string(version + 1) + " is newer than this recmodel reads (" +
+                         std::to_string(version) + "); upgrade recmodel\n");
+}
+
+TEST_CASE("regression: a dataset manifest with fields this recmodel does not know is still read") {
+  ModelFixture f;
+  // Newer preprocess runs record more (policy counts, test overlap); the format version says
+  // whether a reader must understand them.
+  std::string extended = edited_dataset(f, "extended", [](nlohmann::json& m) {
+    m["policy"] = {{"duplicates", "keep"}, {"conflicts", {{"kept", 3}, {"rejected", 0}}}};
+    m["test_overlap"] = {{"rows", 7}, {"dropped", false}};
+    m["splits"]["test"]["overlap_with_train"] = 7;
+  });
+  auto usual = t::run_recmodel({"evaluate", "--model", f.model, "--data", f.data, "--json", "-q"});
+  auto r = t::run_recmodel({"evaluate", "--model", f.model, "--data", extended, "--json", "-q"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  REQUIRE(usual.exit_code == 0);
+  CHECK(nlohmann::json::parse(r.out)["accuracy"] == nlohmann::json::parse(usual.out)["accuracy"]);
+}
+
+TEST_CASE("regression: evaluate reads the manifest with the bounded parser, like train") {
+  ModelFixture f;
+  fs::copy(f.data, f.dir / "deep", fs::copy_options::recursive);
+  t::write_text(f.dir / "deep" / "manifest.json", std::string(200000, '[') + std::string(200000, ']'));
+  Runs runs = through_each_command(f, f.model, f.path("deep"));
+  CHECK(runs.train.err.find("/manifest.json: JSON nested deeper than") != std::string::npos);
+  check_same_refusal(runs, 3, runs.train.err.substr(runs.train.err.find("recmodel: error: ")));
+}
+
+TEST_CASE("regression: evaluate, quantize and train give one message for a dataset label the model does not have") {
+  ModelFixture f;
+  auto m = t::fixture_model("tiny", {"a", "b", "x"}, /*seed=*/3);
+  t::write_fixture_model(f.dir / "abx", m);
+  const std::string other = f.path("abx");
+  const std::string line = "recmodel: error: " + f.data + ": label \"c\" of the dataset is not a label of " + other +
+                           " (its labels: \"a\", \"b\", \"x\")";
+  Runs runs = through_each_command(f, other, f.data);
+  check_same_refusal({{"evaluate", runs.evaluate}, {"quantize", runs.quantize}}, 3, line + "\n");
+  // The same words; train also says how it can train on this dataset anyway.
+  check_same_refusal({{"train", runs.train}}, 3, line + kResetHead + "\n");
+}
+
+TEST_CASE("regression: evaluate, quantize and train give one message for a regression dataset and a classifier") {
+  ModelFixture f;
+  std::string regression = edited_dataset(f, "regression", [](nlohmann::json& m) {
+    m["task"] = "regression";
+    m.erase("labels");
+  });
+  const std::string line =
+      "recmodel: error: " + f.model + " is a classification model but " + regression + " is a regression dataset";
+  Runs runs = through_each_command(f, f.model, regression);
+  check_same_refusal({{"evaluate", runs.evaluate}, {"quantize", runs.quantize}}, 3, line + "\n");
+  check_same_refusal({{"train", runs.train}}, 3, line + kResetHead + "\n");
+}
+
+TEST_CASE("regression: evaluate, quantize and train give one message for other tokenizer settings") {
+  ModelFixture f;
+  std::string cased = edited_dataset(f, "cased", [](nlohmann::json& m) {
+    m["tokenizer"]["settings"]["do_lower_case"] = false;
+    m["tokenizer"]["settings"]["strip_accents"] = false;
+  });
+  check_same_refusal(through_each_command(f, f.model, cased), 3,
+                     "recmodel: error: " + cased + " was tokenized with other settings (lowercase false, strip "
+                     "accents false, split CJK characters true) than " + f.model + " (lowercase true, strip accents "
+                     "true, split CJK characters true); prepare the data again with 'recmodel preprocess --model " +
+                         f.model + "'\n");
+}
+
+TEST_CASE("regression: evaluate, quantize and train refuse a dataset longer than the model's positions alike") {
+  ModelFixture f;
+  auto r = t::run_recmodel({"preprocess", "--train", f.path("train.csv"), "--dev", f.path("dev.csv"), "--test",
+                            f.path("test.csv"), "--vocab", f.model + "/vocab.txt", "--labels", "a,b,c", "--out",
+                            f.path("long"), "--max-length", "512", "-q"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  const std::string long_data = f.path("long");
+  check_same_refusal(through_each_command(f, f.model, long_data), 3,
+                     "recmodel: error: " + long_data + ": examples of up to 512 tokens, but the model " + f.model +
+                         " has 128 positions; preprocess with --max-length 128\n");
+}
+
+TEST_CASE("regression: evaluate and quantize refuse an empty --split with one message") {
+  ModelFixture f;
+  std::string no_dev = edited_dataset(f, "no-dev", [](nlohmann::json& m) { m["splits"]["dev"]["examples"] = 0; });
+  // (train trains without a dev split: it takes no --split.)
+  auto evaluate = t::run_recmodel_limited({"evaluate", "--model", f.model, "--data", no_dev, "--split", "dev"});
+  auto quantize = t::run_recmodel_limited(
+      {"quantize", "--model", f.model, "--data", no_dev, "--split", "dev", "--out", f.path("int8")});
+  CHECK_FALSE(fs::exists(f.dir / "int8"));
+  check_same_refusal({{"evaluate", evaluate}, {"quantize", quantize}}, 4,
+                     "recmodel: error: " + no_dev +
+                         ": the dataset has no examples in split 'dev' (--split); it has examples in train, test\n");
+  fs::remove(f.dir / "no-dev" / "test.bin");
+  auto missing = t::run_recmodel({"evaluate", "--model", f.model, "--data", no_dev});
+  REQUIRE_REFUSED(missing, 4);
+  CHECK(missing.err == "recmodel: error: " + no_dev +
+                           ": the dataset has no examples in split 'test' (--split); it has examples in train\n");
+}
+
+TEST_CASE("regression: train refuses a head with more classes than the dataset that evaluate scores by name") {
+  ModelFixture f;
+  auto m = t::fixture_model("tiny", {"c", "x", "a", "b"}, /*seed=*/11);
+  t::write_fixture_model(f.dir / "cxab", m);
+  const std::string wide = f.path("cxab");
+  auto evaluate = t::run_recmodel({"evaluate", "--model", wide, "--data", f.data, "--json", "-q"});
+  REQUIRE_MESSAGE(evaluate.exit_code == 0, evaluate.err);
+  CHECK(nlohmann::json::parse(evaluate.out)["confusion_matrix"]["labels"] ==
+        nlohmann::json({"c", "x", "a", "b"}));
+  auto train = t::run_recmodel_limited({"train", "--model", wide, "--data", f.data, "--out", f.path("trained")});
+  REQUIRE_REFUSED(train, 3);
+  CHECK(train.err == "recmodel: error: the model " + wide + " has labels [\"c\", \"x\", \"a\", \"b\"] but the dataset " +
+                         f.data + " has labels [\"a\", \"b\", \"c\"]" + kResetHead + "\n");
+  CHECK_FALSE(fs::exists(f.dir / "trained"));
+}
+
+TEST_CASE("regression: quantize --max-drop refuses accuracy=0.01, (trailing comma) as evaluate's gates do") {
+  ModelFixture f;
+  // One parser (metrics::parse_gates): the same refusal, exit 2, in both commands.
+  const std::pair<const char*, std::string> cases[] = {
+      {"accuracy=0.01,", "'accuracy=0.01,': empty item; expected metric=value[,metric=value...], such as accuracy=0.9"},
+      {",accuracy=0.01", "',accuracy=0.01': empty item; expected metric=value[,metric=value...], such as accuracy=0.9"},
+      {"accuracy=0.01,,f1_macro=0.1",
+       "'accuracy=0.01,,f1_macro=0.1': empty item; expected metric=value[,metric=value...], such as accuracy=0.9"},
+      {"=0.01", "'=0.01': no metric name; expected metric=value, such as accuracy=0.9"},
+      {"accuracy=1pt", "accuracy: '1pt' is not a number; expected a value such as accuracy=0.9"},
+      {"accuracy", "'accuracy': expected metric=value, such as accuracy=0.9"},
+      {"accuracy=0.1,accuracy=0.2", ": metric accuracy is given twice"},
+  };
+  for (const auto& [spec, message] : cases) {
+    CAPTURE(spec);
+    auto evaluate = t::run_recmodel({"evaluate", "--model", f.model, "--data", f.data, "--fail-under", spec});
+    auto quantize =
+        t::run_recmodel({"quantize", "--model", f.model, "--data", f.data, "--out", f.path("int8"), "--max-drop", spec});
+    const std::string joiner = message.front() == ':' ? "" : " ";
+    REQUIRE_REFUSED(evaluate, 2);
+    REQUIRE_REFUSED(quantize, 2);
+    CHECK(evaluate.err == "recmodel: error: --fail-under" + joiner + message + "\n");
+    CHECK(quantize.err == "recmodel: error: --max-drop" + joiner + message + "\n");
+  }
+  auto unknown = t::run_recmodel({"quantize", "--model", f.model, "--data", f.data, "--out", f.path("int8"),
+                                  "--max-drop", "acuracy=0.01"});
+  CHECK(unknown.exit_code == 2);
+  CHECK(unknown.err.rfind("recmodel: error: unknown metric 'acuracy' in --max-drop; did you mean 'accuracy'? ", 0) == 0);
+  CHECK_FALSE(fs::exists(f.dir / "int8"));
 }

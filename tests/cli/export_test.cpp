@@ -6,11 +6,14 @@
 #include <onnx/onnx_pb.h>
 
 #include "converters/quantization.h"
+#include "model/safetensors.h"
 #include "tests/converters/model_fixture.h"
 #include "tests/support.h"
 
 // After the libtorch headers: glog, which they include, defines its own CHECK.
 #include <doctest/doctest.h>
+
+#include "tests/hostile.h"
 
 namespace t = recmodel::testing;
 namespace fs = std::filesystem;
@@ -233,4 +236,37 @@ TEST_CASE("export and quantize take registry references, and a registered versio
   CHECK(fs::exists(f.dir / "int8" / "model.safetensors"));
   auto verified = t::run_recmodel({"registry", "verify", "models:/clf/1", registry});
   CHECK_MESSAGE(verified.exit_code == 0, verified.err);
+}
+
+TEST_CASE("regression: export and quantize refuse a checkpoint without a trained head, as predict and evaluate do") {
+  Fixture f;
+  // A Hugging Face base checkpoint: the encoder only. Its head would be drawn at random.
+  auto tensors = recmodel::model::read_safetensors(f.dir / "model" / "model.safetensors");
+  recmodel::model::NamedTensors encoder;
+  for (auto& [name, tensor] : tensors)
+    if (name.rfind("classifier.", 0) != 0) encoder.emplace_back(name, tensor);
+  recmodel::model::write_safetensors(f.dir / "model" / "model.safetensors", encoder, {{"format", "pt"}});
+  std::string csv = "text,label\n";
+  const auto texts = t::fixture_texts(40, 9);
+  for (size_t i = 0; i < texts.size(); ++i) csv += texts[i] + (i % 2 ? ",pos\n" : ",neg\n");
+  t::write_text(f.dir / "data.csv", csv);
+  auto prepared = t::run_recmodel(
+      {"preprocess", "--vocab", f.model + "/vocab.txt", "--input", f.path("data.csv"), "--out", f.path("data"), "-q"});
+  REQUIRE_MESSAGE(prepared.exit_code == 0, prepared.err);
+  const std::string line = "recmodel: error: " + f.model + "/model.safetensors: the checkpoint lacks parameters (e.g. "
+                           "classifier.bias); train the model first ('recmodel train')\n";
+  auto error_line = [](const t::RunResult& r) { return r.err.substr(std::min(r.err.find("recmodel: error: "), r.err.size())); };
+  const std::vector<std::pair<const char*, t::RunResult>> runs = {
+      {"export", t::run_recmodel_limited({"export", "--model", f.model, "--out", f.path("web")})},
+      {"quantize", t::run_recmodel_limited({"quantize", "--model", f.model, "--out", f.path("int8")})},
+      {"predict", t::run_recmodel_limited({"predict", "--model", f.model}, "red shoe\n")},
+      {"evaluate", t::run_recmodel_limited({"evaluate", "--model", f.model, "--data", f.path("data")})},
+  };
+  for (const auto& [command, run] : runs) {
+    CAPTURE(command);
+    REQUIRE_REFUSED(run, 3);
+    CHECK(error_line(run) == line);
+  }
+  CHECK_FALSE(fs::exists(f.dir / "web"));
+  CHECK_FALSE(fs::exists(f.dir / "int8"));
 }

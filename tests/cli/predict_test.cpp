@@ -208,3 +208,20 @@ TEST_CASE("predict reads TSV pairs, JSONL and CSV columns, echoing ids") {
   auto pair_format = t::run_recmodel({"predict", "--model", model.path, "--pair", "--format", "jsonl"}, "");
   CHECK(pair_format.exit_code == 2);
 }
+
+TEST_CASE("regression: a JSONL line nested 200k deep is an error object, not a stack overflow") {
+  Model model;
+  // The id is echoed, so it was dumped: recursively, as deep as the line nested.
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  t::write_text(model.dir / "in.jsonl", "{\"id\": " + deep + ", \"text\": \"red shoe\"}\n" + deep +
+                                            "\n{\"id\": 2, \"text\": \"red shoe\"}\n");
+  auto r = t::run_recmodel_limited({"predict", "--model", model.path, "--input", model.file("in.jsonl"),
+                                    "--text-column", "text", "-q"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  auto docs = lines_of(r.out);
+  REQUIRE(docs.size() == 3);
+  CHECK(docs[0] == nlohmann::json{{"line", 1}, {"error", "JSON nested deeper than 64 levels"}});
+  CHECK(docs[1] == nlohmann::json{{"line", 2}, {"error", "JSON nested deeper than 64 levels"}});
+  CHECK(docs[2]["id"] == 2);
+  CHECK(docs[2].contains("label"));
+}

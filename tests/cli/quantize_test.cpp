@@ -8,6 +8,8 @@
 // After the libtorch headers: glog, which they include, defines its own CHECK.
 #include <doctest/doctest.h>
 
+#include "tests/hostile.h"
+
 namespace t = recmodel::testing;
 namespace fs = std::filesystem;
 
@@ -143,8 +145,13 @@ TEST_CASE("quantize errors name the option or file, with the documented exit cod
     auto r = t::run_recmodel(
         {"quantize", "--model", f.model, "--data", f.data, "--out", f.path("o"), "--max-drop", "accuracy=1pt"});
     CHECK(r.exit_code == 2);
-    CHECK(r.err == "recmodel: error: --max-drop accuracy=1pt: '1pt' is not a number of 0 or more; did you mean "
-                   "accuracy=0.01?\n");
+    CHECK(r.err == "recmodel: error: --max-drop accuracy: '1pt' is not a number; expected a value such as "
+                   "accuracy=0.9\n");
+    auto negative = t::run_recmodel(
+        {"quantize", "--model", f.model, "--data", f.data, "--out", f.path("o"), "--max-drop", "accuracy=-0.1"});
+    CHECK(negative.exit_code == 2);
+    CHECK(negative.err == "recmodel: error: --max-drop accuracy: -0.1 is a negative drop; give the largest allowed "
+                          "loss, such as accuracy=0.01\n");
   }
   SUBCASE("--max-drop without --data") {
     auto r = t::run_recmodel({"quantize", "--model", f.model, "--out", f.path("o"), "--max-drop", "accuracy=0.02"});
@@ -164,7 +171,8 @@ TEST_CASE("quantize errors name the option or file, with the documented exit cod
     t::write_fixture_model(f.dir / "other", m);
     auto r = t::run_recmodel({"quantize", "--model", f.path("other"), "--data", f.data, "--out", f.path("o")});
     CHECK(r.exit_code == 3);
-    CHECK(r.err.find("the dataset's labels (a, b, c) are not the model's (x, y, z") != std::string::npos);
+    CHECK(r.err == "recmodel: error: " + f.data + ": label \"a\" of the dataset is not a label of " +
+                       f.path("other") + " (its labels: \"x\", \"y\", \"z\")\n");
     CHECK(!fs::exists(f.dir / "o"));
   }
   SUBCASE("a missing model") {
@@ -172,4 +180,52 @@ TEST_CASE("quantize errors name the option or file, with the documented exit cod
     CHECK(r.exit_code == 4);
     CHECK(r.err == "recmodel: error: " + f.path("nope") + ": no such model directory (--model)\n");
   }
+}
+
+TEST_CASE("regression: quantize matches labels by name, not order") {
+  Fixture f;
+  // The same examples, the labels listed in another order: class id 0 is "c" here, "a" in the model.
+  const Shared& s = shared();
+  auto r = t::run_recmodel({"preprocess", "--train", s.path("train.csv"), "--dev", s.path("dev.csv"), "--test",
+                            s.path("test.csv"), "--vocab", f.model + "/vocab.txt", "--labels", "c,b,a", "--out",
+                            f.path("reordered"), "-q"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  auto manifest = nlohmann::json::parse(t::read_text(f.dir / "reordered" / "manifest.json"));
+  REQUIRE(manifest["labels"] == nlohmann::json({"c", "b", "a"}));
+
+  auto quantize = [&](const std::string& data, const std::string& out) {
+    auto run = t::run_recmodel({"quantize", "--model", f.model, "--data", data, "--out", f.path(out), "--max-drop",
+                                "accuracy=0.5", "--json", "-q"});
+    REQUIRE_MESSAGE(run.exit_code == 0, run.err);
+    return nlohmann::json::parse(run.out);
+  };
+  auto usual = quantize(f.data, "int8-a");
+  auto reordered = quantize(f.path("reordered"), "int8-b");
+  CHECK(reordered["metrics"]["accuracy"]["before"] == 1.0);  // the labels are the fp32 answers
+  CHECK(reordered["metrics"] == usual["metrics"]);
+  CHECK(reordered["largest_class_drop"] == usual["largest_class_drop"]);
+
+  // evaluate on the same split gives the fp32 accuracy quantize reports.
+  auto evaluate = t::run_recmodel({"evaluate", "--model", f.model, "--data", f.path("reordered"), "--json", "-q"});
+  REQUIRE_MESSAGE(evaluate.exit_code == 0, evaluate.err);
+  auto doc = nlohmann::json::parse(evaluate.out);
+  CHECK(doc["accuracy"].get<double>() == doctest::Approx(reordered["metrics"]["accuracy"]["before"].get<double>()));
+  CHECK(doc["f1_macro"].get<double>() == doctest::Approx(reordered["metrics"]["f1_macro"]["before"].get<double>()));
+}
+
+TEST_CASE("regression: quantize reads the source model's recmodel.json bounded, and refuses a malformed one") {
+  Fixture f;
+  fs::copy(f.model, f.dir / "model", fs::copy_options::recursive);
+  const std::string model = f.path("model");
+  // Copied into the int8 model's lineage and printed: 200k nested arrays overflowed the stack.
+  t::write_text(f.dir / "model" / "recmodel.json", "{\"a\": " + std::string(200000, '[') + std::string(200000, ']') + "}");
+  auto deep = t::run_recmodel_limited({"quantize", "--model", model, "--out", f.path("int8")});
+  REQUIRE_REFUSED(deep, 3);
+  CHECK(deep.err.rfind("recmodel: error: " + model + "/recmodel.json: JSON nested deeper than", 0) == 0);
+  t::write_text(f.dir / "model" / "recmodel.json", "[1, 2]");
+  auto array = t::run_recmodel_limited({"quantize", "--model", model, "--out", f.path("int8")});
+  REQUIRE_REFUSED(array, 3);
+  CHECK(array.err == "recmodel: error: " + model + "/recmodel.json: not a JSON object; recmodel.json holds the "
+                         "model's lineage (fix or remove it)\n");
+  CHECK_FALSE(fs::exists(f.dir / "int8"));
 }

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/files.h"
+#include "tests/hostile.h"
 #include "tests/support.h"
 
 namespace t = recmodel::testing;
@@ -230,15 +231,18 @@ TEST_CASE("train refuses a dataset of another vocabulary, other labels, and a mi
     REQUIRE(other.exit_code == 0);
     auto run = t::run_recmodel({"train", "--model", f.model, "--data", f.path("data2"), "--out", f.path("out")});
     CHECK(run.exit_code == 3);
-    CHECK(run.err.find("was prepared with another vocabulary (26 tokens") != std::string::npos);
+    CHECK(run.err.find(" was tokenized with another vocabulary than " + f.model + " (vocabulary sha256 ") !=
+          std::string::npos);
+    CHECK(run.err.find(", 26 vs 25 tokens); prepare the data again with 'recmodel preprocess --model " + f.model +
+                       "'\n") != std::string::npos);
   }
   SUBCASE("labels that do not match the head, unless --reset-head") {
     auto other = t::run_recmodel({"init", "--preset", "tiny", "--vocab", f.vocab, "--labels", "a,b", "--out", f.path("ab")});
     REQUIRE(other.exit_code == 0);
     auto run = t::run_recmodel({"train", "--model", f.path("ab"), "--data", f.data, "--out", f.path("out")});
     CHECK(run.exit_code == 3);
-    CHECK(run.err == "recmodel: error: the model " + f.path("ab") + " has labels [a, b] but the dataset " + f.data +
-                         " has labels [clothing, grocery, home]; pass --reset-head to train a new head\n");
+    CHECK(run.err == "recmodel: error: " + f.data + ": label \"clothing\" of the dataset is not a label of " +
+                         f.path("ab") + " (its labels: \"a\", \"b\"); pass --reset-head to train a new head\n");
     auto reset = t::run_recmodel({"train", "--model", f.path("ab"), "--data", f.data, "--out", f.path("out"),
                                   "--reset-head", "--epochs", "1"});
     CHECK_MESSAGE(reset.exit_code == 0, reset.err);
@@ -329,4 +333,66 @@ TEST_CASE("a checkpoint that cannot be written (disk full) fails cleanly and kee
   CHECK(nlohmann::json::parse(resumed.out)["resumed_from_step"] == 10);
   CHECK(recmodel::sha256_file(f.dir / "full" / "model.safetensors") ==
         recmodel::sha256_file(f.dir / "straight" / "model.safetensors"));
+}
+
+TEST_CASE("regression: train and evaluate give the same message for a dataset made with another vocabulary") {
+  Fixture f(60);
+  // The same tokens with two swapped: same size, other ids. Train compared token lists, the others a hash.
+  std::string text = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nblue\nred\n";
+  for (size_t i = 2; i < sizeof(kWords) / sizeof(kWords[0]); ++i) text += std::string(kWords[i]) + "\n";
+  t::write_text(f.dir / "swapped.txt", text);
+  auto other = t::run_recmodel({"preprocess", "--input", f.path("raw.csv"), "--text-column", "title", "--label-column",
+                                "category", "--vocab", f.path("swapped.txt"), "--out", f.path("swapped"), "-q"});
+  REQUIRE_MESSAGE(other.exit_code == 0, other.err);
+  const std::string data = f.path("swapped");
+  auto train = t::run_recmodel_limited({"train", "--model", f.model, "--data", data, "--out", f.path("out")});
+  auto evaluate = t::run_recmodel_limited({"evaluate", "--model", f.model, "--data", data});
+  auto quantize = t::run_recmodel_limited({"quantize", "--model", f.model, "--data", data, "--out", f.path("int8")});
+  REQUIRE_REFUSED(train, 3);
+  REQUIRE_REFUSED(evaluate, 3);
+  REQUIRE_REFUSED(quantize, 3);
+  CHECK(train.err.rfind("recmodel: error: " + data + " was tokenized with another vocabulary than " + f.model +
+                            " (vocabulary sha256 ",
+                        0) == 0);
+  CHECK(train.err.find(", 25 vs 25 tokens); prepare the data again with 'recmodel preprocess --model " + f.model +
+                       "'\n") != std::string::npos);
+  CHECK(evaluate.err == train.err);
+  CHECK(quantize.err == train.err);
+  CHECK_FALSE(t::fs::exists(f.dir / "out"));
+  CHECK_FALSE(t::fs::exists(f.dir / "int8"));
+}
+
+TEST_CASE("regression: train keeps a head whose labels the dataset lists in another order") {
+  Fixture f;
+  // The model's head is [clothing, grocery, home]; this dataset numbers the classes home, clothing,
+  // grocery: trained by id, every class would be learned under another one's name.
+  auto reordered = t::run_recmodel({"preprocess", "--input", f.path("raw.csv"), "--text-column", "title",
+                                    "--label-column", "category", "--labels", "home,clothing,grocery", "--vocab",
+                                    f.vocab, "--out", f.path("reordered"), "--max-length", "16", "-q"});
+  REQUIRE_MESSAGE(reordered.exit_code == 0, reordered.err);
+  auto args = train_args(f, f.path("out"), {"--epochs", "3", "-q"});
+  args[4] = f.path("reordered");  // --data
+  auto run = t::run_recmodel(args);
+  REQUIRE_MESSAGE(run.exit_code == 0, run.err);
+  auto config = nlohmann::json::parse(t::read_text(f.dir / "out" / "config.json"));
+  CHECK(config["id2label"] == nlohmann::json({{"0", "clothing"}, {"1", "grocery"}, {"2", "home"}}));
+  auto accuracy = [&](const std::string& data) {
+    auto e = t::run_recmodel({"evaluate", "--model", f.path("out"), "--data", data, "--json", "-q"});
+    REQUIRE_MESSAGE(e.exit_code == 0, e.err);
+    return nlohmann::json::parse(e.out)["accuracy"].get<double>();
+  };
+  CHECK(accuracy(f.data) >= 0.9);
+  CHECK(accuracy(f.path("reordered")) >= 0.9);
+}
+
+TEST_CASE("regression: init --data refuses a dataset whose tokenizer folder is not the one its manifest names") {
+  Fixture f(60);
+  // Another vocabulary put in the dataset's tokenizer folder: a model made from it would read the
+  // dataset's ids as other tokens.
+  t::write_text(f.dir / "data" / "tokenizer" / "vocab.txt", t::read_text(f.dir / "vocab.txt") + "extra\n");
+  auto run = t::run_recmodel_limited({"init", "--preset", "tiny", "--data", f.data, "--out", f.path("made")});
+  REQUIRE_REFUSED(run, 6);
+  CHECK(run.err.rfind("recmodel: error: " + f.data + "/tokenizer: its vocabulary (sha256 ", 0) == 0);
+  CHECK(run.err.find(") is not the one " + f.data + "/manifest.json names (") != std::string::npos);
+  CHECK_FALSE(t::fs::exists(f.dir / "made"));
 }

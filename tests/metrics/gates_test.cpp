@@ -49,3 +49,23 @@ TEST_CASE("check_gates returns the gates not met, one each") {
   CHECK(undefined[0].describe() ==
         "r2 is undefined (R² is undefined for a single example), so --fail-under r2=0.1 cannot be met");
 }
+
+TEST_CASE("regression: parse_gates refuses a trailing comma, an empty name and non-numbers, naming the option") {
+  auto refused = [](const char* spec, const std::string& message) {
+    CAPTURE(spec);
+    CHECK_THROWS_WITH_AS(parse_gates(spec, GateKind::at_most, "--max-drop"), message.c_str(), recmodel::UsageError);
+  };
+  refused("accuracy=0.01,",
+          "--max-drop 'accuracy=0.01,': empty item; expected metric=value[,metric=value...], such as accuracy=0.9");
+  refused("", "--max-drop '': empty item; expected metric=value[,metric=value...], such as accuracy=0.9");
+  refused("=0.01", "--max-drop '=0.01': no metric name; expected metric=value, such as accuracy=0.9");
+  refused(" =0.01,accuracy=0.1", "--max-drop '=0.01': no metric name; expected metric=value, such as accuracy=0.9");
+  refused("accuracy=", "--max-drop accuracy: '' is not a number; expected a value such as accuracy=0.9");
+  refused("accuracy=nan", "--max-drop accuracy: 'nan' is not a number; expected a value such as accuracy=0.9");
+  refused("accuracy=inf", "--max-drop accuracy: 'inf' is not a number; expected a value such as accuracy=0.9");
+  refused("accuracy=0x1p-3", "--max-drop accuracy: '0x1p-3' is not a number; expected a value such as accuracy=0.9");
+  refused("accuracy=0.1,accuracy=0.2", "--max-drop: metric accuracy is given twice");
+  CHECK_THROWS_WITH_AS(parse_gates("per_class=0.1", GateKind::at_most, "--max-drop"),
+                       doctest::Contains("unknown metric 'per_class' in --max-drop"), recmodel::UsageError);
+  CHECK(parse_gates(" accuracy = 0.01 ", GateKind::at_most, "--max-drop").at(0).threshold == 0.01);
+}
