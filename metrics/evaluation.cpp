@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
+#include "common/json.h"
 #include "data/labels.h"
 #include "data/readers.h"
 
@@ -59,7 +60,8 @@ std::vector<std::string> columns_of(const fs::path& path, data::Format format, c
   if (format != data::Format::jsonl) return reader.header();
   data::Record record;
   while (reader.next(record)) {
-    nlohmann::json doc = nlohmann::json::parse(record.raw_line, nullptr, false);
+    if (!record.problem.empty()) fail<DataError>("{}:{}: {}", path.string(), record.line, record.problem);
+    nlohmann::json doc = parse_json(record.raw_line, fmt::format("{}:{}", path.string(), record.line));
     if (!doc.is_object()) fail<DataError>("{}:{}: {}", path.string(), record.line, record.problem.empty() ? "expected a JSON object" : record.problem);
     std::vector<std::string> keys;
     for (auto& [key, value] : doc.items()) keys.push_back(key);
@@ -94,14 +96,16 @@ void read_rows(const fs::path& path, data::Format format, const std::string& id_
     if (with_probs) {
       nlohmann::json doc;
       if (format == data::Format::jsonl) {
-        doc = nlohmann::json::parse(record.raw_line, nullptr, false);
+        doc = parse_json(record.raw_line, fmt::format("{}:{}", path.string(), record.line));
         auto found = doc.find("probs");
         if (found != doc.end()) row.probs = *found;
       } else if (probs_index < record.fields.size() && !record.fields[probs_index].empty()) {
-        row.probs = nlohmann::json::parse(record.fields[probs_index], nullptr, false);
-        if (row.probs.is_discarded())
-          fail<DataError>("{}:{}: the probs column is not a JSON object such as {{\"neg\": 0.2, \"pos\": 0.8}}",
-                          path.string(), record.line);
+        const char* hint = "the probs column is not a JSON object such as {\"neg\": 0.2, \"pos\": 0.8}";
+        try {
+          row.probs = parse_json(record.fields[probs_index], path.string());
+        } catch (const DataError&) {
+          fail<DataError>("{}:{}: {}", path.string(), record.line, hint);
+        }
       }
       if (row.probs.is_null())
         fail<DataError>("{}:{}: no probs for id \"{}\", while the first row has them; give probs on every row or on "

@@ -474,3 +474,20 @@ TEST_CASE("regression: quantize --max-drop refuses accuracy=0.01, (trailing comm
   CHECK(unknown.err.rfind("recmodel: error: unknown metric 'acuracy' in --max-drop; did you mean 'accuracy'? ", 0) == 0);
   CHECK_FALSE(fs::exists(f.dir / "int8"));
 }
+
+TEST_CASE("regression: evaluate --predictions with a JSONL line or probs nested 200k deep is refused, not a crash") {
+  Files f;
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  SUBCASE("a predictions line") {
+    t::write_text(f.dir / "deep.jsonl", "{\"id\": \"q1\", \"label\": \"books\", \"probs\": " + deep + "}\n");
+    auto r = t::run_recmodel_limited({"evaluate", "--predictions", f.path("deep.jsonl"), "--labels", f.labels});
+    REQUIRE_REFUSED(r, 3);
+    CHECK(r.err.find("deep.jsonl:1") != std::string::npos);
+  }
+  SUBCASE("a probs column in CSV") {
+    t::write_text(f.dir / "deep.csv", "id,label,probs\nq1,books,\"" + deep + "\"\n");
+    auto r = t::run_recmodel_limited({"evaluate", "--predictions", f.path("deep.csv"), "--labels", f.labels});
+    REQUIRE_REFUSED(r, 3);
+    CHECK(r.err.find("deep.csv:2: the probs column is not a JSON object") != std::string::npos);
+  }
+}
