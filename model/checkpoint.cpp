@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/json.h"
 #include "model/safetensors.h"
 #include "model/torch_checkpoint.h"
 
@@ -56,20 +57,21 @@ nlohmann::json int8_section(const BertForSequenceClassificationImpl& model, cons
 }
 
 // Switches the modules config.json lists to int8 and takes their tensors out of `tensors`.
-void load_int8_modules(const fs::path& config_path, const fs::path& weights_file, NamedTensors& tensors,
-                       BertForSequenceClassificationImpl& model) {
-  nlohmann::json doc = nlohmann::json::parse(read_file(config_path), nullptr, /*allow_exceptions=*/false);
-  if (!doc.is_object() || !doc.contains(kInt8Section)) return;
-  const nlohmann::json& section = doc[kInt8Section];
-  const std::string origin = config_path.string();
-  if (!section.is_object() || !section.value("format_version", nlohmann::json()).is_number_integer())
+void load_int8_modules(const nlohmann::json& doc, const std::string& origin, const fs::path& weights_file,
+                       NamedTensors& tensors, BertForSequenceClassificationImpl& model) {
+  auto found = doc.find(kInt8Section);
+  if (found == doc.end()) return;
+  const nlohmann::json& section = *found;
+  if (!section.is_object() || !section.contains("format_version") || !section["format_version"].is_number_integer())
     fail<DataError>("{}: \"{}\" must be an object with an integer format_version", origin, kInt8Section);
-  int version = section["format_version"].get<int>();
+  const int64_t version = section["format_version"].get<int64_t>();
   if (version > kInt8FormatVersion)
     fail<DataError>("{}: int8 format version {} was written by a newer recmodel (this one reads up to {}); "
                     "upgrade recmodel",
                     origin, version, kInt8FormatVersion);
-  if (version < 1 || section.value("method", std::string()) != "dynamic-int8" || !section["modules"].is_array())
+  const bool method_ok = section.contains("method") && section["method"].is_string() &&
+                         section["method"].get_ref<const std::string&>() == "dynamic-int8";
+  if (version < 1 || !method_ok || !section.contains("modules") || !section["modules"].is_array())
     fail<DataError>("{}: \"{}\" is not a recmodel int8 section (format_version 1, method \"dynamic-int8\", "
                     "modules [...])",
                     origin, kInt8Section);
@@ -79,14 +81,14 @@ void load_int8_modules(const fs::path& config_path, const fs::path& weights_file
   for (const auto& item : model.named_modules()) modules[item.key()] = item.value();
   std::set<std::string> used;
   for (const auto& entry : section["modules"]) {
-    const std::string name = entry.is_string() ? entry.get<std::string>() : entry.dump();
+    const std::string name = entry.is_string() ? entry.get<std::string>() : json_excerpt(entry);
     auto module = modules.find(name);
     auto* linear = module == modules.end() ? nullptr : dynamic_cast<QuantizableLinearImpl*>(module->second.get());
     auto* embedding =
         module == modules.end() ? nullptr : dynamic_cast<QuantizableEmbeddingImpl*>(module->second.get());
     if (!linear && !embedding)
       fail<DataError>("{}: \"{}\" lists {}, which is not a Linear or word-embedding module of this BERT", origin,
-                      kInt8Section, name);
+                      kInt8Section, printable_name(name));
     const std::vector<int64_t> shape = (linear ? linear->weight : embedding->weight).sizes().vec();
     auto tensor = [&](const std::string& suffix, torch::ScalarType dtype) {
       auto it = by_name.find(name + suffix);
@@ -119,31 +121,117 @@ void load_int8_modules(const fs::path& config_path, const fs::path& weights_file
 }
 // --- end int8 ---
 
+// Refuses a config.json whose sizes disagree with the checkpoint's tensors, naming the field:
+// the model is allocated from the config, so a crafted vocab_size or hidden_size must not get
+// that far. Only the tensors that fix each size are looked at (int8 ones under their int8 name);
+// every other shape is compared, tensor by tensor, once the model exists.
+void check_config_against_weights(const BertConfig& config, const std::string& config_file, const NamedTensors& tensors,
+                                  const std::string& weights_file, bool new_head) {
+  std::map<std::string, const torch::Tensor*> by_name;
+  int64_t layers = 0;  // 1 + the highest bert.encoder.layer.<i> present
+  const std::string layer_prefix = "bert.encoder.layer.";
+  for (const auto& [raw_name, tensor] : tensors) {
+    std::string name = canonical_name(raw_name);
+    if (name.rfind(layer_prefix, 0) == 0) {
+      const std::string index = name.substr(layer_prefix.size(), name.find('.', layer_prefix.size()) - layer_prefix.size());
+      if (!index.empty() && index.size() <= 6 && index.find_first_not_of("0123456789") == std::string::npos)
+        layers = std::max<int64_t>(layers, std::stoll(index) + 1);
+    }
+    by_name.emplace(std::move(name), &tensor);
+  }
+  auto check = [&](const char* field, int64_t value, const std::string& module, int64_t dim, bool required) {
+    const torch::Tensor* tensor = nullptr;
+    std::string name = module + ".weight";
+    for (const char* suffix : {".weight", ".weight_int8"}) {
+      auto it = by_name.find(module + suffix);
+      if (it == by_name.end()) continue;
+      name = it->first;
+      tensor = it->second;
+      break;
+    }
+    if (!tensor) {
+      if (required) fail<DataError>("{}: the checkpoint lacks encoder tensor {}", weights_file, name);
+      return;
+    }
+    if (tensor->dim() != 2)
+      fail<DataError>("{}: tensor {} has shape [{}], expected 2 dimensions", weights_file, name,
+                      fmt::join(tensor->sizes().vec(), ", "));
+    if (tensor->size(dim) != value)
+      fail<DataError>("{}: {} {} does not match the weights ({} in {} has {} {})", config_file, field, value, name,
+                      weights_file, tensor->size(dim), dim == 0 ? "rows" : "columns");
+  };
+  check("hidden_size", config.hidden_size, "bert.embeddings.word_embeddings", 1, true);
+  check("vocab_size", config.vocab_size, "bert.embeddings.word_embeddings", 0, true);
+  check("max_position_embeddings", config.max_position_embeddings, "bert.embeddings.position_embeddings", 0, true);
+  check("type_vocab_size", config.type_vocab_size, "bert.embeddings.token_type_embeddings", 0, true);
+  check("intermediate_size", config.intermediate_size, "bert.encoder.layer.0.intermediate.dense", 0, true);
+  // More layers in the file than in the config are ignored, as Hugging Face does; fewer cannot run.
+  if (config.num_hidden_layers > layers)
+    fail<DataError>("{}: num_hidden_layers {} does not match the weights ({} holds {} layer(s))", config_file,
+                    config.num_hidden_layers, weights_file, layers);
+  const bool head_in_file = by_name.count("classifier.weight") || by_name.count("classifier.weight_int8");
+  if (!new_head)
+    check(config.problem_type == ProblemType::regression ? "num_labels (regression)" : "num_labels",
+          config.num_labels(), "classifier", 0, false);
+
+  // The fields above are each matched by one tensor; together (num_attention_heads aside, which
+  // allocates nothing) they size every matrix of the model. A checkpoint holds at least one byte
+  // per parameter (int8), so a config that implies more parameters than the file holds bytes
+  // would allocate memory no weights will fill. Tensors sharing a storage count once.
+  std::set<const void*> storages;
+  int64_t held_bytes = 0;
+  for (const auto& [name, tensor] : tensors)
+    if (storages.insert(tensor.storage().unsafeGetStorageImpl()).second)
+      held_bytes += static_cast<int64_t>(tensor.storage().nbytes());
+  // Every factor is bounded by BertConfig::validate, so none of these products overflows int64.
+  const int64_t h = config.hidden_size, i = config.intermediate_size;
+  const int64_t embeddings = (config.vocab_size + config.max_position_embeddings + config.type_vocab_size + 2) * h;
+  const int64_t layer = 4 * (h * h + h) + 2 * h + (i * h + i) + (h * i + h) + 2 * h;
+  const int64_t encoder = embeddings + config.num_hidden_layers * layer + (h * h + h);
+  const int64_t head = config.num_labels() * (h + 1);
+  const bool head_from_file = head_in_file && !new_head;
+  if (encoder + (head_from_file ? head : 0) > held_bytes)
+    fail<DataError>("{}: vocab_size {}, hidden_size {}, num_hidden_layers {}, intermediate_size {} and "
+                    "max_position_embeddings {} imply {} parameters, but {} holds {} bytes of tensors",
+                    config_file, config.vocab_size, h, config.num_hidden_layers, i, config.max_position_embeddings,
+                    encoder + (head_from_file ? head : 0), weights_file, held_bytes);
+  // A new head is drawn at random; it may not outweigh the encoder the file holds.
+  if (!head_from_file && head > encoder)
+    fail<DataError>("{}: num_labels {} makes a classification head of {} parameters, larger than the encoder",
+                    config_file, config.num_labels(), head);
+}
+
 }  // namespace
 
 // Reads a sharded checkpoint: `index` maps each tensor name to its shard file (weight_map).
 static NamedTensors read_sharded(const fs::path& index, const std::function<NamedTensors(const fs::path&)>& read_shard) {
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(read_file(index));
-  } catch (const nlohmann::json::exception& e) {
-    fail<DataError>("{}: not valid JSON: {}", index.string(), e.what());
-  }
-  if (!doc.contains("weight_map") || !doc["weight_map"].is_object())
+  const nlohmann::json doc = read_json_file(index);
+  if (!doc.is_object() || !doc.contains("weight_map") || !doc["weight_map"].is_object())
     fail<DataError>("{}: has no weight_map object", index.string());
   std::vector<std::string> shards;  // in first-use order, each once
   for (const auto& [name, shard] : doc["weight_map"].items()) {
-    if (!shard.is_string()) fail<DataError>("{}: weight_map[\"{}\"] is not a file name", index.string(), name);
-    const std::string file = shard.get<std::string>();
-    if (file.find('/') != std::string::npos || file == "..")
-      fail<DataError>("{}: shard {} is not a file beside the index", index.string(), file);
+    if (!shard.is_string())
+      fail<DataError>("{}: weight_map[\"{}\"] is {}, not a file name", index.string(), printable_name(name),
+                      json_excerpt(shard));
+    const std::string& file = shard.get_ref<const std::string&>();
+    if (file.empty() || file.find('/') != std::string::npos || file.find('\0') != std::string::npos ||
+        file == "." || file == "..")
+      fail<DataError>("{}: shard {} is not a file beside the index", index.string(), printable_name(file));
     if (std::find(shards.begin(), shards.end(), file) == shards.end()) shards.push_back(file);
   }
   NamedTensors tensors;
+  std::map<std::string, std::string> shard_of;  // tensor name → the shard that held it first
   for (const auto& file : shards) {
     const fs::path shard = index.parent_path() / file;
-    if (!fs::exists(shard)) fail<DataError>("{}: names shard {}, which is missing", index.string(), file);
-    for (auto& entry : read_shard(shard)) tensors.push_back(std::move(entry));
+    if (!fs::is_regular_file(shard))
+      fail<DataError>("{}: names shard {}, which is missing", index.string(), printable_name(file));
+    for (auto& entry : read_shard(shard)) {
+      auto [it, added] = shard_of.emplace(entry.first, file);
+      if (!added)
+        fail<DataError>("{}: tensor {} is in two shards, {} and {}", index.string(), printable_name(entry.first),
+                        printable_name(it->second), printable_name(file));
+      tensors.push_back(std::move(entry));
+    }
   }
   return tensors;
 }
@@ -170,7 +258,9 @@ LoadedModel load_model(const fs::path& dir, const std::function<void(const std::
                        const std::vector<std::string>* labels, ProblemType problem) {
   if (!fs::is_directory(dir)) fail<NotFoundError>("{}: no such model directory", dir.string());
   LoadedModel loaded;
-  loaded.config = BertConfig::from_json_file(dir / "config.json");
+  const fs::path config_path = dir / "config.json";
+  const nlohmann::json config_doc = read_json_file(config_path);
+  loaded.config = BertConfig::from_json(config_doc, config_path.string());
   const std::vector<std::string> checkpoint_labels = loaded.config.labels;
   const ProblemType checkpoint_problem = loaded.config.problem_type;
   if (labels) {
@@ -186,10 +276,14 @@ LoadedModel load_model(const fs::path& dir, const std::function<void(const std::
   }
 
   NamedTensors tensors = read_checkpoint_tensors(dir, &loaded.weights_file);
-  loaded.model = BertForSequenceClassification(loaded.config);
-  load_int8_modules(dir / "config.json", loaded.weights_file, tensors, *loaded.model);
+  // Sizes come from config.json but memory is allocated by them: check them against the tensors
+  // the checkpoint really holds before the model is built.
   // Other labels, even as many, mean another head: the old rows would answer for other classes.
   const bool head_changed = labels && (checkpoint_labels != *labels || checkpoint_problem != problem);
+  check_config_against_weights(loaded.config, config_path.string(), tensors, loaded.weights_file.string(),
+                               head_changed);
+  loaded.model = BertForSequenceClassification(loaded.config);
+  load_int8_modules(config_doc, config_path.string(), loaded.weights_file, tensors, *loaded.model);
 
   std::map<std::string, torch::Tensor> parameters;
   for (auto& item : loaded.model->named_parameters()) parameters.emplace(item.key(), item.value());

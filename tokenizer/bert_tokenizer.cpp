@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/json.h"
 #include "tokenizer/unicode.h"
 
 namespace recmodel::tokenizer {
@@ -27,43 +28,67 @@ struct AsciiTable {
 };
 const AsciiTable kAscii;
 
+// The member `key` of the object `doc`, or nullptr when it is absent or null. A pointer, not a
+// copy: a crafted file's subtrees are never copied.
+const nlohmann::json* member(const nlohmann::json& doc, const char* key) {
+  if (!doc.is_object()) return nullptr;
+  auto it = doc.find(key);
+  return it == doc.end() || it->is_null() ? nullptr : &*it;
+}
+
+// A string from the file fit for a message: control characters escaped, cut to 60 bytes.
+std::string printable(const std::string& text) {
+  std::string out;
+  size_t end = std::min<size_t>(text.size(), 60);
+  while (end < text.size() && end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  for (size_t i = 0; i < end; ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7F) out += fmt::format("\\x{:02x}", c);
+    else out += static_cast<char>(c);
+  }
+  if (end < text.size()) out += "…";
+  return out;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
 // TokenizerConfig
 
 TokenizerConfig TokenizerConfig::from_json_file(const fs::path& path) {
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    fail<DataError>("{}: not valid JSON: {}", path.string(), e.what());
-  }
-  if (!doc.is_object()) fail<DataError>("{}: expected a JSON object", path.string());
+  const nlohmann::json doc = read_json_file(path);
+  const std::string origin = path.string();
+  if (!doc.is_object()) fail<DataError>("{}: expected a JSON object, found {}", origin, json_type_name(doc));
   TokenizerConfig config;
   auto read_bool = [&](const char* key, bool& target) {
-    if (!doc.contains(key) || doc[key].is_null()) return;
-    if (!doc[key].is_boolean()) fail<DataError>("{}: \"{}\" must be true or false", path.string(), key);
-    target = doc[key].get<bool>();
+    const nlohmann::json* value = member(doc, key);
+    if (!value) return;
+    if (!value->is_boolean())
+      fail<DataError>("{}: \"{}\" must be true or false, found {}", origin, key, json_excerpt(*value));
+    target = value->get<bool>();
   };
   read_bool("do_lower_case", config.do_lower_case);
   read_bool("tokenize_chinese_chars", config.tokenize_chinese_chars);
-  if (doc.contains("strip_accents") && !doc["strip_accents"].is_null()) {
-    if (!doc["strip_accents"].is_boolean())
-      fail<DataError>("{}: \"strip_accents\" must be true, false or null", path.string());
-    config.strip_accents = doc["strip_accents"].get<bool>();
+  if (const nlohmann::json* value = member(doc, "strip_accents")) {
+    if (!value->is_boolean())
+      fail<DataError>("{}: \"strip_accents\" must be true, false or null, found {}", origin, json_excerpt(*value));
+    config.strip_accents = value->get<bool>();
   }
-  if (doc.contains("model_max_length") && doc["model_max_length"].is_number()) {
+  if (const nlohmann::json* value = member(doc, "model_max_length")) {
+    if (!value->is_number())
+      fail<DataError>("{}: \"model_max_length\" must be a number, found {}", origin, json_excerpt(*value));
     // Hugging Face writes a huge sentinel (1e30) when a model has no limit.
-    double limit = doc["model_max_length"].get<double>();
+    double limit = value->get<double>();
     config.model_max_length = limit > 0 && limit < 1e9 ? static_cast<size_t>(limit) : 0;
   }
   auto read_token = [&](const char* key, std::string& target) {
-    if (!doc.contains(key)) return;
-    const auto& value = doc[key];
-    if (value.is_string()) target = value.get<std::string>();
-    else if (value.is_object() && value.contains("content") && value["content"].is_string())
-      target = value["content"].get<std::string>();
+    const nlohmann::json* value = member(doc, key);
+    if (!value) return;
+    const nlohmann::json* content = value->is_object() ? member(*value, "content") : value;
+    if (!content || !content->is_string())
+      fail<DataError>("{}: \"{}\" must be a token (a string or {{\"content\": string}}), found {}", origin, key,
+                      json_excerpt(*value));
+    target = content->get<std::string>();
   };
   read_token("unk_token", config.unk_token);
   read_token("sep_token", config.sep_token);
@@ -208,56 +233,66 @@ BertTokenizer BertTokenizer::from_model_dir(const fs::path& dir) {
 }
 
 BertTokenizer BertTokenizer::from_tokenizer_json(const fs::path& path, TokenizerConfig config) {
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    fail<DataError>("{}: not valid JSON: {}", path.string(), e.what());
-  }
-  auto type_of = [](const nlohmann::json& node) -> std::string {
-    if (node.is_null()) return "none";
-    return node.is_object() && node.contains("type") && node["type"].is_string() ? node["type"].get<std::string>()
-                                                                                 : "unknown";
+  const nlohmann::json doc = read_json_file(path);
+  const std::string origin = path.string();
+  if (!doc.is_object()) fail<DataError>("{}: expected a JSON object, found {}", origin, json_type_name(doc));
+  auto type_of = [](const nlohmann::json* node) -> std::string {
+    if (!node) return "none";
+    const nlohmann::json* type = member(*node, "type");
+    if (type && type->is_string()) return printable(type->get<std::string>());
+    return node->is_object() ? "unknown" : "a JSON " + json_type_name(*node);
   };
-  const nlohmann::json model = doc.value("model", nlohmann::json());
+  auto typed = [&](const nlohmann::json* node, const char* key, bool (nlohmann::json::*is)() const noexcept,
+                   const char* expected) -> const nlohmann::json* {
+    const nlohmann::json* value = member(*node, key);
+    if (value && !(value->*is)())
+      fail<DataError>("{}: {} must be {}, found {}", origin, key, expected, json_excerpt(*value));
+    return value;
+  };
+  const nlohmann::json* model = member(doc, "model");
   if (type_of(model) != "WordPiece")
-    fail<DataError>("{}: the tokenizer model is {}; recmodel reads BERT WordPiece tokenizers", path.string(),
-                    type_of(model));
-  if (model.value("continuing_subword_prefix", std::string(kContinuationPrefix)) != kContinuationPrefix)
-    fail<DataError>("{}: continuing_subword_prefix is \"{}\"; BERT's WordPiece uses \"##\"", path.string(),
-                    model["continuing_subword_prefix"].get<std::string>());
-  if (model.value("max_input_chars_per_word", kMaxInputCharsPerWord) != kMaxInputCharsPerWord)
-    fail<DataError>("{}: max_input_chars_per_word is {}; recmodel's WordPiece uses BERT's {}", path.string(),
-                    model["max_input_chars_per_word"].dump(), kMaxInputCharsPerWord);
-  if (model.contains("unk_token") && model["unk_token"].is_string()) config.unk_token = model["unk_token"];
+    fail<DataError>("{}: the tokenizer model is {}; recmodel reads BERT WordPiece tokenizers", origin, type_of(model));
+  if (const auto* prefix = typed(model, "continuing_subword_prefix", &nlohmann::json::is_string, "a string"))
+    if (prefix->get_ref<const std::string&>() != kContinuationPrefix)
+      fail<DataError>("{}: continuing_subword_prefix is {}; BERT's WordPiece uses \"##\"", origin,
+                      json_excerpt(*prefix));
+  if (const auto* chars = typed(model, "max_input_chars_per_word", &nlohmann::json::is_number_integer, "an integer"))
+    if (!chars->is_number_unsigned() || chars->get<uint64_t>() != kMaxInputCharsPerWord)
+      fail<DataError>("{}: max_input_chars_per_word is {}; recmodel's WordPiece uses BERT's {}", origin,
+                      json_excerpt(*chars), kMaxInputCharsPerWord);
+  if (const auto* unk = typed(model, "unk_token", &nlohmann::json::is_string, "a string")) config.unk_token = *unk;
 
-  const nlohmann::json normalizer = doc.value("normalizer", nlohmann::json());
+  const nlohmann::json* normalizer = member(doc, "normalizer");
   if (type_of(normalizer) != "BertNormalizer")
-    fail<DataError>("{}: the normalizer is {}; recmodel reads BERT tokenizers (BertNormalizer)", path.string(),
+    fail<DataError>("{}: the normalizer is {}; recmodel reads BERT tokenizers (BertNormalizer)", origin,
                     type_of(normalizer));
-  if (!normalizer.value("clean_text", true))
-    fail<DataError>("{}: BertNormalizer with clean_text false is not supported", path.string());
-  config.do_lower_case = normalizer.value("lowercase", true);
-  config.tokenize_chinese_chars = normalizer.value("handle_chinese_chars", true);
-  if (normalizer.contains("strip_accents") && normalizer["strip_accents"].is_boolean())
-    config.strip_accents = normalizer["strip_accents"].get<bool>();
+  auto flag = [&](const char* key, bool fallback) {
+    const auto* value = typed(normalizer, key, &nlohmann::json::is_boolean, "true or false");
+    return value ? value->get<bool>() : fallback;
+  };
+  if (!flag("clean_text", true)) fail<DataError>("{}: BertNormalizer with clean_text false is not supported", origin);
+  config.do_lower_case = flag("lowercase", true);
+  config.tokenize_chinese_chars = flag("handle_chinese_chars", true);
+  if (const auto* strip = typed(normalizer, "strip_accents", &nlohmann::json::is_boolean, "true, false or null"))
+    config.strip_accents = strip->get<bool>();
   else
     config.strip_accents.reset();
-  const std::string pre_tokenizer = type_of(doc.value("pre_tokenizer", nlohmann::json()));
+  const std::string pre_tokenizer = type_of(member(doc, "pre_tokenizer"));
   if (pre_tokenizer != "BertPreTokenizer")
-    fail<DataError>("{}: the pre-tokenizer is {}; recmodel reads BERT tokenizers (BertPreTokenizer)", path.string(),
+    fail<DataError>("{}: the pre-tokenizer is {}; recmodel reads BERT tokenizers (BertPreTokenizer)", origin,
                     pre_tokenizer);
 
-  const nlohmann::json& entries = model.contains("vocab") ? model["vocab"] : nlohmann::json();
-  if (!entries.is_object() || entries.empty())
-    fail<DataError>("{}: model.vocab is not a token-to-id object", path.string());
-  std::vector<std::string> tokens(entries.size());
-  std::vector<bool> seen(entries.size(), false);
-  for (const auto& [token, id] : entries.items()) {
+  const nlohmann::json* entries = member(*model, "vocab");
+  if (!entries || !entries->is_object() || entries->empty())
+    fail<DataError>("{}: model.vocab is not a token-to-id object{}", origin,
+                    entries ? ", found " + json_excerpt(*entries) : std::string());
+  std::vector<std::string> tokens(entries->size());
+  std::vector<bool> seen(entries->size(), false);
+  for (const auto& [token, id] : entries->items()) {
     const int64_t index = id.is_number_integer() ? id.get<int64_t>() : -1;
     if (index < 0 || index >= static_cast<int64_t>(tokens.size()) || seen[static_cast<size_t>(index)])
-      fail<DataError>("{}: model.vocab ids must be 0..{} once each; \"{}\" has {}", path.string(),
-                      tokens.size() - 1, token, id.dump());
+      fail<DataError>("{}: model.vocab ids must be 0..{} once each; {} has {}", origin, tokens.size() - 1,
+                      json_excerpt(nlohmann::json(token)), json_excerpt(id));
     seen[static_cast<size_t>(index)] = true;
     tokens[static_cast<size_t>(index)] = token;
   }

@@ -172,9 +172,20 @@ TEST_CASE("damaged checkpoints are refused naming the file and tensor") {
     config["intermediate_size"] = 96;
     t::write_text(dir / "config.json", config.dump());
     auto message = load_error(dir);
+    // Refused before the model is allocated: the field, its value and the tensor that fixes it.
+    CHECK(message == (dir / "config.json").string() +
+                         ": intermediate_size 96 does not match the weights "
+                         "(bert.encoder.layer.0.intermediate.dense.weight in " +
+                         (dir / "model.safetensors").string() + " has 80 rows)");
+  }
+  SUBCASE("a tensor whose shape no config field fixes") {
+    auto dir = scratch_copy(tmp, "safetensors_f32");
+    auto tensors = model::read_safetensors(dir / "model.safetensors");
+    for (auto& [name, tensor] : tensors)
+      if (name == "bert.pooler.dense.bias") tensor = torch::zeros({5});
+    model::write_safetensors(dir / "model.safetensors", tensors);
     // The first tensor read that disagrees is named, with both shapes.
-    CHECK(message.find("bert.encoder.layer.0.intermediate.dense.bias has shape [80], config.json implies [96]") !=
-          std::string::npos);
+    CHECK(load_error(dir).find("bert.pooler.dense.bias has shape [5], config.json implies [") != std::string::npos);
   }
   SUBCASE("a vocabulary larger than vocab_size") {
     auto dir = scratch_copy(tmp, "safetensors_f32");
