@@ -12,6 +12,7 @@
 #include "cli/progress.h"
 #include "cli/suggest.h"
 #include "common/error.h"
+#include "common/json.h"
 #include "common/files.h"
 #include "registry/registry.h"
 #include "registry/schema.h"
@@ -278,7 +279,8 @@ void run_register(const RegisterOptions& options, const SharedOptions& shared, c
   }
   for (const auto& text : options.params) {
     auto [key, value] = split_key_value(text, "--param");
-    auto parsed = nlohmann::json::parse(value, nullptr, false);
+    std::string why;
+    auto parsed = try_parse_json(value, why);
     param_overrides[key] = !parsed.is_discarded() && (parsed.is_number() || parsed.is_boolean()) ? parsed
                                                                                                  : nlohmann::json(value);
   }
@@ -321,8 +323,7 @@ void run_register(const RegisterOptions& options, const SharedOptions& shared, c
   for (auto it = param_overrides.begin(); it != param_overrides.end(); ++it) request.params[it.key()] = it.value();
 
   if (!options.manifest.empty()) {
-    auto document = nlohmann::json::parse(read_file(options.manifest), nullptr, false);
-    if (document.is_discarded()) fail<DataError>("{}: not JSON (--manifest)", options.manifest);
+    auto document = read_json_file(options.manifest);
     request.manifest = registry::manifest_from_json(document, options.manifest);
     registry::check_manifest_sizes(request.path, request.manifest, options.manifest);
   } else {

@@ -15,6 +15,7 @@
 #include "cli/progress.h"
 #include "commands/tokenizer_source.h"
 #include "common/error.h"
+#include "common/json.h"
 #include "common/line_reader.h"
 #include "tokenizer/unicode.h"
 
@@ -48,12 +49,9 @@ constexpr size_t kBlockBytes = 4 << 20;
 std::string parse_line(const TokenizeOptions& options, std::string_view raw, Line& line) {
   line.pair.reset();
   if (options.jsonl) {
-    nlohmann::json doc;
-    try {
-      doc = nlohmann::json::parse(raw);
-    } catch (const nlohmann::json::exception& e) {
-      return fmt::format("not a JSON object: {}", e.what());
-    }
+    std::string why;
+    nlohmann::json doc = try_parse_json(raw, why);
+    if (!why.empty()) return why;
     if (!doc.is_object() || !doc.contains("text") || !doc["text"].is_string())
       return "expected an object with a string \"text\" (and optional \"pair\")";
     line.storage_text = doc["text"].get<std::string>();

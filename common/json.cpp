@@ -2,44 +2,46 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/text.h"
 
 namespace recmodel {
 
 namespace {
 
-// Escapes control characters and cuts `text` to `max_chars` bytes (at a UTF-8 boundary).
-std::string printable_excerpt(const std::string& text, size_t max_chars) {
-  std::string out;
-  size_t end = std::min(text.size(), max_chars);
-  while (end < text.size() && end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
-  for (size_t i = 0; i < end; ++i) {
-    unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c == 0x7F)
-      out += fmt::format("\\x{:02x}", c);
-    else
-      out += static_cast<char>(c);
-  }
-  if (end < text.size()) out += "…";
-  return out;
-}
-
+// Parses `text` with the nesting limit; on failure returns a discarded value and sets `why`.
 template <typename Json>
-Json parse_bounded(std::string_view text, const std::string& source, int max_depth) {
+Json parse_or_explain(std::string_view text, int max_depth, std::string& why) {
   // The callback sees every opening bracket with its depth; throwing stops the parse before
   // the document can nest any deeper (nlohmann's parser itself is iterative).
+  struct TooDeep {};
   typename Json::parser_callback_t limit = [&](int depth, nlohmann::json::parse_event_t event, Json&) {
     if ((event == nlohmann::json::parse_event_t::object_start ||
          event == nlohmann::json::parse_event_t::array_start) &&
         depth >= max_depth)
-      fail<DataError>("{}: JSON nested deeper than {} levels", source, max_depth);
+      throw TooDeep{};
     return true;
   };
+  why.clear();
   try {
     return Json::parse(text.begin(), text.end(), limit);
+  } catch (const TooDeep&) {
+    why = fmt::format("JSON nested deeper than {} levels", max_depth);
   } catch (const nlohmann::json::parse_error& e) {
-    // e.what() quotes at most a short excerpt of the input, with control characters escaped.
-    fail<DataError>("{}: not valid JSON: {}", source, printable_excerpt(e.what(), 200));
+    // e.what() quotes at most a short excerpt of the input; its "[json.exception...] " tag is noise.
+    std::string message = e.what();
+    const size_t tag_end = message.find("] ");
+    if (message.rfind("[json.exception", 0) == 0 && tag_end != std::string::npos) message.erase(0, tag_end + 2);
+    why = "not valid JSON: " + printable(message, 200);
   }
+  return Json(nlohmann::json::value_t::discarded);
+}
+
+template <typename Json>
+Json parse_bounded(std::string_view text, const std::string& source, int max_depth) {
+  std::string why;
+  Json value = parse_or_explain<Json>(text, max_depth, why);
+  if (!why.empty()) fail<DataError>("{}: {}", source, why);
+  return value;
 }
 
 template <typename Json>
@@ -69,7 +71,7 @@ template <typename Json>
 std::string excerpt(const Json& value, size_t max_chars) {
   std::string compact;
   append_excerpt(value, compact, max_chars, 0);
-  return printable_excerpt(compact, max_chars);
+  return printable(compact, max_chars);
 }
 
 template <typename Json>
@@ -94,6 +96,14 @@ nlohmann::json parse_json(std::string_view text, const std::string& source, int 
 
 nlohmann::ordered_json parse_ordered_json(std::string_view text, const std::string& source, int max_depth) {
   return parse_bounded<nlohmann::ordered_json>(text, source, max_depth);
+}
+
+nlohmann::json try_parse_json(std::string_view text, std::string& why, int max_depth) {
+  return parse_or_explain<nlohmann::json>(text, max_depth, why);
+}
+
+nlohmann::ordered_json try_parse_ordered_json(std::string_view text, std::string& why, int max_depth) {
+  return parse_or_explain<nlohmann::ordered_json>(text, max_depth, why);
 }
 
 nlohmann::json read_json_file(const fs::path& path, int max_depth) {

@@ -22,6 +22,12 @@ nlohmann::json parse_json(std::string_view text, const std::string& source, int 
 nlohmann::ordered_json parse_ordered_json(std::string_view text, const std::string& source,
                                           int max_depth = kMaxJsonDepth);
 
+// The same for a value that is one of many (a JSONL line, a column): returns a discarded value
+// and sets `why` ("JSON nested deeper than 64 levels", "not valid JSON: ...") instead of throwing.
+nlohmann::json try_parse_json(std::string_view text, std::string& why, int max_depth = kMaxJsonDepth);
+nlohmann::ordered_json try_parse_ordered_json(std::string_view text, std::string& why,
+                                              int max_depth = kMaxJsonDepth);
+
 // Reads and parses a file (NotFoundError when missing, DataError when malformed or too deep).
 nlohmann::json read_json_file(const fs::path& path, int max_depth = kMaxJsonDepth);
 

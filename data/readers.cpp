@@ -51,31 +51,6 @@ void check_utf8(Record& record, const std::vector<std::string>& columns) {
   }
 }
 
-// Parses one JSONL line with the nesting limit of common/json.h, so a crafted line cannot
-// exhaust the stack when the value is copied or printed. On failure `why` says what is wrong.
-template <typename Json>
-Json parse_jsonl_line(const std::string& text, std::string& why) {
-  struct TooDeep {};
-  typename Json::parser_callback_t limit = [](int depth, nlohmann::json::parse_event_t event, Json&) {
-    if ((event == nlohmann::json::parse_event_t::object_start || event == nlohmann::json::parse_event_t::array_start) &&
-        depth >= kMaxJsonDepth)
-      throw TooDeep{};
-    return true;
-  };
-  why.clear();
-  try {
-    return Json::parse(text, limit);
-  } catch (const TooDeep&) {
-    why = fmt::format("invalid JSON: nested deeper than {} levels", kMaxJsonDepth);
-  } catch (const nlohmann::json::parse_error& e) {
-    std::string message = e.what();
-    size_t bracket = message.find("] ");
-    if (bracket != std::string::npos) message = message.substr(bracket + 2);
-    why = "invalid JSON: " + message;
-  }
-  return Json();
-}
-
 // Chunked reading of a file with BOM removal and a byte count.
 class ChunkedFile {
  public:
@@ -154,7 +129,7 @@ nlohmann::ordered_json raw_record_json(const Record& record) {
   }
   if (unicode::find_invalid_utf8(record.raw_line) == std::string_view::npos) {
     std::string why;
-    auto parsed = parse_jsonl_line<nlohmann::ordered_json>(record.raw_line, why);
+    auto parsed = try_parse_ordered_json(record.raw_line, why);
     if (why.empty()) return parsed;
   }
   return nlohmann::ordered_json(record.raw_line);
@@ -522,7 +497,7 @@ class JsonlSource final : public RecordReader::Source {
       record.problem = fmt::format("invalid UTF-8 at byte {} of the line", bad + 1);
       return;
     }
-    nlohmann::json doc = parse_jsonl_line<nlohmann::json>(text, record.problem);
+    nlohmann::json doc = try_parse_json(text, record.problem);
     if (!record.problem.empty()) return;
     if (!doc.is_object()) {
       record.problem = fmt::format("expected a JSON object, found {}", with_article(doc.type_name()));

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "common/files.h"
 #include "common/json.h"
 #include "model/safetensors.h"
@@ -86,15 +87,15 @@ BertConfig BertConfig::from_json(const nlohmann::json& doc, const std::string& o
   std::string model_type = read_string(doc, "model_type", "bert", origin);
   if (model_type != "bert")
     fail<DataError>("{}: model_type is \"{}\"; recmodel computes BERT (model_type \"bert\") only", origin,
-                    printable_name(model_type));
+                    printable(model_type));
   std::string activation = read_string(doc, "hidden_act", "gelu", origin);
   if (activation != "gelu")
     fail<DataError>("{}: hidden_act is \"{}\"; recmodel supports BERT's exact erf GELU (\"gelu\") only", origin,
-                    printable_name(activation));
+                    printable(activation));
   std::string position = read_string(doc, "position_embedding_type", "absolute", origin);
   if (position != "absolute")
     fail<DataError>("{}: position_embedding_type is \"{}\"; only \"absolute\" position embeddings are supported",
-                    origin, printable_name(position));
+                    origin, printable(position));
   if (read_bool(doc, "is_decoder", origin) || read_bool(doc, "add_cross_attention", origin))
     fail<DataError>("{}: a BERT decoder (is_decoder/add_cross_attention) is not a sequence classifier", origin);
   read_integer(doc, "vocab_size", config.vocab_size, 1, kMaxVocabSize, origin);
@@ -119,7 +120,7 @@ BertConfig BertConfig::from_json(const nlohmann::json& doc, const std::string& o
     for (const auto& [key, value] : labels->items()) {
       const int64_t id = label_id(key);
       if (id < 0 || id >= kMaxLabels || !value.is_string())
-        fail<DataError>("{}: id2label entry \"{}\": {} is not an id (0..{}) → label name", origin, printable_name(key),
+        fail<DataError>("{}: id2label entry \"{}\": {} is not an id (0..{}) → label name", origin, printable(key),
                         json_excerpt(value), kMaxLabels - 1);
       if (!id2label.emplace(id, value.get<std::string>()).second)
         fail<DataError>("{}: id2label names id {} twice", origin, id);
@@ -149,7 +150,7 @@ BertConfig BertConfig::from_json(const nlohmann::json& doc, const std::string& o
   } else {
     fail<DataError>("{}: problem_type is \"{}\"; recmodel trains \"single_label_classification\" and "
                     "\"regression\"",
-                    origin, printable_name(problem));
+                    origin, printable(problem));
   }
   config.validate(origin);
   return config;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "common/files.h"
 #include "common/json.h"
 #include "model/safetensors.h"
@@ -88,7 +89,7 @@ void load_int8_modules(const nlohmann::json& doc, const std::string& origin, con
         module == modules.end() ? nullptr : dynamic_cast<QuantizableEmbeddingImpl*>(module->second.get());
     if (!linear && !embedding)
       fail<DataError>("{}: \"{}\" lists {}, which is not a Linear or word-embedding module of this BERT", origin,
-                      kInt8Section, printable_name(name));
+                      kInt8Section, printable(name));
     const std::vector<int64_t> shape = (linear ? linear->weight : embedding->weight).sizes().vec();
     auto tensor = [&](const std::string& suffix, torch::ScalarType dtype) {
       auto it = by_name.find(name + suffix);
@@ -211,12 +212,12 @@ static NamedTensors read_sharded(const fs::path& index, const std::function<Name
   std::vector<std::string> shards;  // in first-use order, each once
   for (const auto& [name, shard] : doc["weight_map"].items()) {
     if (!shard.is_string())
-      fail<DataError>("{}: weight_map[\"{}\"] is {}, not a file name", index.string(), printable_name(name),
+      fail<DataError>("{}: weight_map[\"{}\"] is {}, not a file name", index.string(), printable(name),
                       json_excerpt(shard));
     const std::string& file = shard.get_ref<const std::string&>();
     if (file.empty() || file.find('/') != std::string::npos || file.find('\0') != std::string::npos ||
         file == "." || file == "..")
-      fail<DataError>("{}: shard {} is not a file beside the index", index.string(), printable_name(file));
+      fail<DataError>("{}: shard {} is not a file beside the index", index.string(), printable(file));
     if (std::find(shards.begin(), shards.end(), file) == shards.end()) shards.push_back(file);
   }
   NamedTensors tensors;
@@ -224,12 +225,12 @@ static NamedTensors read_sharded(const fs::path& index, const std::function<Name
   for (const auto& file : shards) {
     const fs::path shard = index.parent_path() / file;
     if (!fs::is_regular_file(shard))
-      fail<DataError>("{}: names shard {}, which is missing", index.string(), printable_name(file));
+      fail<DataError>("{}: names shard {}, which is missing", index.string(), printable(file));
     for (auto& entry : read_shard(shard)) {
       auto [it, added] = shard_of.emplace(entry.first, file);
       if (!added)
-        fail<DataError>("{}: tensor {} is in two shards, {} and {}", index.string(), printable_name(entry.first),
-                        printable_name(it->second), printable_name(file));
+        fail<DataError>("{}: tensor {} is in two shards, {} and {}", index.string(), printable(entry.first),
+                        printable(it->second), printable(file));
       tensors.push_back(std::move(entry));
     }
   }

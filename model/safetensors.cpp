@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "common/files.h"
 #include "common/json.h"
 
@@ -61,13 +62,13 @@ nlohmann::json parse_header(std::string_view text, const std::string& file) {
     if (event == nlohmann::json::parse_event_t::key && depth == 1 && parsed.is_string() &&
         !names.insert(parsed.get_ref<const std::string&>()).second)
       fail<DataError>("{}: tensor {}: named twice in the safetensors header", file,
-                      printable_name(parsed.get_ref<const std::string&>()));
+                      printable(parsed.get_ref<const std::string&>()));
     return true;
   };
   try {
     return nlohmann::json::parse(text.begin(), text.end(), check);
   } catch (const nlohmann::json::parse_error& e) {
-    fail<DataError>("{}: corrupt safetensors header: {}", file, printable_name(e.what(), 200));
+    fail<DataError>("{}: corrupt safetensors header: {}", file, printable(e.what(), 200));
   }
 }
 
@@ -85,19 +86,6 @@ bool read_count(const nlohmann::json& value, uint64_t& out) {
 }
 
 }  // namespace
-
-std::string printable_name(const std::string& name, size_t max_bytes) {
-  std::string out;
-  size_t end = std::min(name.size(), max_bytes);
-  while (end < name.size() && end > 0 && (static_cast<unsigned char>(name[end]) & 0xC0) == 0x80) --end;
-  for (size_t i = 0; i < end; ++i) {
-    const unsigned char c = static_cast<unsigned char>(name[i]);
-    if (c < 0x20 || c == 0x7F) out += fmt::format("\\x{:02x}", c);
-    else out += static_cast<char>(c);
-  }
-  if (end < name.size()) out += "…";
-  return out;
-}
 
 NamedTensors read_safetensors(const fs::path& path) {
   const std::string name = path.string();
@@ -130,11 +118,11 @@ NamedTensors read_safetensors(const fs::path& path) {
         fail<DataError>("{}: __metadata__ must be an object of strings, found {}", name, json_type_name(entry));
       for (const auto& [key, value] : entry.items())
         if (!value.is_string())
-          fail<DataError>("{}: __metadata__ entry {} is {}, not a string", name, printable_name(key),
+          fail<DataError>("{}: __metadata__ entry {} is {}, not a string", name, printable(key),
                           json_excerpt(value));
       continue;
     }
-    const std::string shown = printable_name(tensor_name);
+    const std::string shown = printable(tensor_name);
     auto field = [&](const char* key) -> const nlohmann::json& {
       if (!entry.is_object())
         fail<DataError>("{}: tensor {}: header entry is {}, expected an object with dtype, shape and data_offsets",
@@ -198,11 +186,11 @@ NamedTensors read_safetensors(const fs::path& path) {
   for (const Entry* entry : by_offset) {
     if (entry->begin < covered)
       fail<DataError>("{}: tensors {} and {} overlap (bytes {}..{} and {}..{} of the data section)", name,
-                      printable_name(previous->name), printable_name(entry->name), previous->begin, previous->end,
+                      printable(previous->name), printable(entry->name), previous->begin, previous->end,
                       entry->begin, entry->end);
     if (entry->begin > covered)
       fail<DataError>("{}: bytes {}..{} of the data section belong to no tensor (before tensor {})", name, covered,
-                      entry->begin, printable_name(entry->name));
+                      entry->begin, printable(entry->name));
     covered = entry->end;
     previous = entry;
   }

@@ -15,10 +15,6 @@ namespace fs = std::filesystem;
 
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
-// Returns a tensor name from a file fit for a message: control characters escaped, at most
-// `max_bytes` bytes (cut at a character boundary, "…" when cut).
-std::string printable_name(const std::string& name, size_t max_bytes = 100);
-
 // Reads every tensor of a .safetensors file as a CPU tensor of its stored dtype
 // (F32, F16, BF16, F64, I64, I32, ...). Throws DataError naming the file and tensor.
 NamedTensors read_safetensors(const fs::path& path);

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "common/error.h"
+#include "common/text.h"
 
 namespace recmodel::model {
 
@@ -492,7 +493,7 @@ NamedTensors read_torch_checkpoint(const std::filesystem::path& path) {
       if (key->kind != Value::Kind::text || value->kind != Value::Kind::tensor) continue;
       // A Python dict cannot pickle a key twice; which copy would win is anybody's guess.
       if (!names.insert(key->text).second)
-        fail<DataError>("{}: the state dict holds tensor {} twice", name, printable_name(key->text));
+        fail<DataError>("{}: the state dict holds tensor {} twice", name, printable(key->text));
       tensors.emplace_back(key->text, value->tensor);
     }
   } catch (const std::bad_alloc&) {

@@ -15,6 +15,7 @@
 
 #include "cli/suggest.h"
 #include "common/error.h"
+#include "common/json.h"
 #include "common/files.h"
 #include "registry/schema.h"
 
@@ -45,6 +46,14 @@ std::vector<std::string> split(const std::string& text, char separator) {
   return parts;
 }
 
+// A column the registry wrote itself; a damaged or hostile database file reads as no value
+// rather than as a stack overflow.
+nlohmann::json parse_json_column(const std::string& text) {
+  std::string why;
+  auto value = try_parse_json(text, why);
+  return why.empty() ? value : nlohmann::json::object();
+}
+
 // Fills the scalar fields of a version from a row selected with kVersionColumns.
 VersionInfo version_from_row(const Statement& row) {
   VersionInfo info;
@@ -54,10 +63,8 @@ VersionInfo version_from_row(const Statement& row) {
   info.manifest_sha256 = row.text(4);
   info.file_count = row.int64(5);
   info.total_size = row.int64(6);
-  info.metrics = nlohmann::json::parse(row.text(7), nullptr, false);
-  info.params = nlohmann::json::parse(row.text(8), nullptr, false);
-  if (info.metrics.is_discarded()) info.metrics = nlohmann::json::object();
-  if (info.params.is_discarded()) info.params = nlohmann::json::object();
+  info.metrics = parse_json_column(row.text(7));
+  info.params = parse_json_column(row.text(8));
   info.dataset_sha256 = row.optional_text(9);
   if (!row.is_null(10)) info.parent = version_uri(row.text(10), row.int64(11));
   info.base_checkpoint = row.optional_text(12);
@@ -74,10 +81,6 @@ VersionInfo version_from_row(const Statement& row) {
   return info;
 }
 
-nlohmann::json parse_json_column(const std::string& text) {
-  auto value = nlohmann::json::parse(text, nullptr, false);
-  return value.is_discarded() ? nlohmann::json::object() : value;
-}
 
 std::string join(const std::vector<std::string>& items, const char* separator = ", ") {
   std::string out;
@@ -861,8 +864,8 @@ void read_lineage_file(const fs::path& dir, RegisterRequest& request) {
   fs::path file = dir / "recmodel.json";
   std::error_code ec;
   if (!fs::exists(file, ec)) return;
-  auto document = nlohmann::json::parse(read_file(file), nullptr, false);
-  if (document.is_discarded() || !document.is_object())
+  auto document = read_json_file(file);
+  if (!document.is_object())
     fail<DataError>("{}: not a JSON object; recmodel.json holds the model's lineage (fix or remove it)", file.string());
   if (request.metrics.empty() && document.contains("metrics")) {
     if (!document["metrics"].is_object()) fail<DataError>("{}: \"metrics\" is not an object", file.string());

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "common/files.h"
 #include "common/json.h"
 #include "common/parallel.h"
@@ -77,54 +78,10 @@ bool Manifest::same_contents(const Manifest& other) const {
 
 namespace {
 
-// Returns whether `text` holds a byte a terminal acts on: C0 controls (ESC, newline, ...), DEL,
-// or a C1 control written in UTF-8 (U+0080..U+009F, e.g. the one-byte CSI U+009B).
-bool has_control_character(const std::string& text) {
-  for (size_t i = 0; i < text.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c == 0x7F) return true;
-    if (c == 0xC2 && i + 1 < text.size()) {
-      unsigned char next = static_cast<unsigned char>(text[i + 1]);
-      if (next >= 0x80 && next <= 0x9F) return true;
-    }
-  }
-  return false;
-}
-
-// Returns whether text[i] starts a UTF-8 encoded C1 control (U+0080..U+009F).
-bool is_c1_at(const std::string& text, size_t i) {
-  return static_cast<unsigned char>(text[i]) == 0xC2 && i + 1 < text.size() &&
-         static_cast<unsigned char>(text[i + 1]) >= 0x80 && static_cast<unsigned char>(text[i + 1]) <= 0x9F;
-}
-
 constexpr size_t kMaxPathBytes = 4096;     // PATH_MAX
 constexpr size_t kMaxSegmentBytes = 255;   // NAME_MAX
 
 }  // namespace
-
-std::string quoted_for_message(const std::string& text) {
-  constexpr size_t kMaxChars = 120;
-  std::string out = "'";
-  size_t i = 0;
-  while (i < text.size() && out.size() < kMaxChars) {
-    unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c == 0x7F) {
-      out += fmt::format("\\x{:02x}", c);
-      ++i;
-    } else if (is_c1_at(text, i)) {
-      out += fmt::format("\\u{:04x}", static_cast<unsigned char>(text[i + 1]));
-      i += 2;
-    } else {
-      // One whole UTF-8 character (continuation bytes follow their lead byte).
-      size_t end = i + 1;
-      while (end < text.size() && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80 && end - i < 4) ++end;
-      out.append(text, i, end - i);
-      i = end;
-    }
-  }
-  if (i < text.size()) out += "...";
-  return out + "'";
-}
 
 void validate_relative_path(const std::string& path, const std::string& what) {
   if (path.empty()) fail<DataError>("{}: a file has an empty path", what);
@@ -138,19 +95,19 @@ void validate_relative_path(const std::string& path, const std::string& what) {
     fail<DataError>("{}: unsafe path {} is {} bytes long (at most {}); refusing to write it", what,
                     quoted_for_message(path), path.size(), kMaxPathBytes);
   if (path.front() == '/')
-    fail<DataError>("{}: unsafe path '{}' is absolute; refusing to write outside --out", what, path);
+    fail<DataError>("{}: unsafe path {} is absolute; refusing to write outside --out", what, quoted_for_message(path));
   std::stringstream parts(path);
   size_t segments = 0;
   for (std::string part; std::getline(parts, part, '/');) {
     ++segments;
     if (part.empty() || part == "." || part == "..")
-      fail<DataError>("{}: unsafe path '{}' (an empty, '.' or '..' segment); refusing to write outside --out", what,
-                      path);
+      fail<DataError>("{}: unsafe path {} (an empty, '.' or '..' segment); refusing to write outside --out", what,
+                      quoted_for_message(path));
     if (part.size() > kMaxSegmentBytes)
       fail<DataError>("{}: unsafe path {} has a name of {} bytes (at most {}); refusing to write it", what,
                       quoted_for_message(path), part.size(), kMaxSegmentBytes);
   }
-  if (path.back() == '/' || segments == 0) fail<DataError>("{}: unsafe path '{}' ends with '/'", what, path);
+  if (path.back() == '/' || segments == 0) fail<DataError>("{}: unsafe path {} ends with '/'", what, quoted_for_message(path));
 }
 
 void validate_key_part(const std::string& text, const char* what) {
@@ -159,7 +116,7 @@ void validate_key_part(const std::string& text, const char* what) {
               return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
             });
   if (!ok)
-    fail<UsageError>("{} '{}' is not valid: use letters, digits, '.', '_' and '-' (up to 128)", what, text);
+    fail<UsageError>("{} {} is not valid: use letters, digits, '.', '_' and '-' (up to 128)", what, quoted_for_message(text));
 }
 
 std::string object_key(const std::string& sha256) { return "objects/sha256/" + sha256.substr(0, 2) + "/" + sha256.substr(2); }

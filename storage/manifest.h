@@ -43,9 +43,6 @@ struct Manifest {
 // throws DataError naming `what` otherwise, so nothing lands outside --out or reaches a terminal raw.
 void validate_relative_path(const std::string& path, const std::string& what);
 
-// Returns `text` quoted for an error message: control characters escaped, cut at 120 characters.
-std::string quoted_for_message(const std::string& text);
-
 // Checks a model name or version used in keys: letters, digits, '.', '_', '-', not "." or "..".
 void validate_key_part(const std::string& text, const char* what);
 

@@ -14,6 +14,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/json.h"
 #include "data/compatibility.h"
 #include "metrics/classification.h"
 #include "metrics/regression.h"
@@ -289,12 +290,7 @@ void Trainer::load_checkpoint(State& state) {
   std::error_code ec;
   if (!fs::exists(dir / "state.json", ec))
     fail<NotFoundError>("{}: no checkpoint to resume from; run without --resume to start training", dir.string());
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(read_file(dir / "state.json"));
-  } catch (const nlohmann::json::exception& e) {
-    fail<DataError>("{}: corrupt checkpoint state: {}", (dir / "state.json").string(), e.what());
-  }
+  nlohmann::json doc = read_json_file(dir / "state.json");
   if (doc.value("format_version", 0) != kCheckpointFormatVersion)
     fail<DataError>("{}: checkpoint format {} is not the one this recmodel writes ({})",
                     (dir / "state.json").string(), doc.value("format_version", 0), kCheckpointFormatVersion);

@@ -498,7 +498,7 @@ TEST_CASE("preprocess: a JSONL line nested 200k deep is a rejected row, not a cr
   auto refused = t::run_recmodel_limited({"preprocess", "--input", f.path("deep.jsonl"), "--vocab", f.vocab, "--out",
                                           f.path("out")});
   REQUIRE_REFUSED(refused, 3);
-  CHECK(refused.err.find(":3: invalid JSON: nested deeper than 64 levels") != std::string::npos);
+  CHECK(refused.err.find(":3: JSON nested deeper than 64 levels") != std::string::npos);
   auto allowed = t::run_recmodel_limited({"preprocess", "--input", f.path("deep.jsonl"), "--vocab", f.vocab, "--out",
                                           f.path("out"), "--max-rejected", "1", "--split", "1,0,0"});
   INFO(allowed.err);

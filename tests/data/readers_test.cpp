@@ -373,7 +373,7 @@ TEST_CASE("JSONL: strings, numbers and problems per line") {
   CHECK(records[2].problem == "missing field \"label\"");
   CHECK(records[3].problem == "missing field \"label\"");
   CHECK(records[4].line == 6);
-  CHECK(records[4].problem.rfind("invalid JSON: parse error at line 1, column 2", 0) == 0);
+  CHECK(records[4].problem.rfind("not valid JSON: parse error at line 1, column 2", 0) == 0);
   CHECK(records[5].problem == "expected a JSON object, found an array");
   CHECK(records[6].problem == "field \"text\" is an array; expected a string or a number");
   CHECK(records[7].problem == "invalid UTF-8 at byte 15 of the line");
@@ -394,7 +394,7 @@ TEST_CASE("JSONL: CR-only line endings and JSON nested too deep") {
   t::write_text(dir / "deep.jsonl", std::string(100000, '[') + std::string(100000, ']') + "\n");
   records = read_all(dir / "deep.jsonl", Format::jsonl, {"text", "label"});
   REQUIRE(records.size() == 1);
-  CHECK(records[0].problem == "invalid JSON: nested deeper than 64 levels");
+  CHECK(records[0].problem == "JSON nested deeper than 64 levels");
   CHECK(raw_record_json(records[0]).is_string());
 }
 

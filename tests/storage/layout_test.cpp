@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/text.h"
 #include "storage/aws_config.h"
 #include "storage/hashing.h"
 #include "storage/manifest.h"
@@ -103,8 +104,8 @@ TEST_CASE("validate_relative_path refuses control characters like '..', and its 
     CHECK(message.find('\x7f') == std::string::npos);
     CHECK(message.find("\xc2\x9b") == std::string::npos);
   }
-  CHECK(s::quoted_for_message("a\x1b[2Jb\xc2\x9b") == "'a\\x1b[2Jb\\u009b'");
-  CHECK(s::quoted_for_message(std::string(500, 'x')).size() < 130);
+  CHECK(recmodel::quoted_for_message("a\x1b[2Jb\xc2\x9b") == "'a\\x1b[2Jb\\u009b'");
+  CHECK(recmodel::quoted_for_message(std::string(500, 'x')).size() < 130);
   CHECK(code_of([] { s::validate_relative_path(std::string(300, 'a'), "m"); }) == 3);
   CHECK(code_of([] { s::validate_relative_path(std::string(5000, 'a'), "m"); }) == 3);
   CHECK(code_of([] { s::validate_relative_path("caf\xc3\xa9/\xe6\x97\xa5\xe6\x9c\xac.txt", "m"); }) == 0);
