@@ -18,11 +18,6 @@ namespace recmodel {
 
 namespace {
 
-std::string random_suffix() {
-  std::random_device device;
-  return fmt::format("{:08x}", device());
-}
-
 // The registry's view of a models:/ reference, when there is a registry that knows it.
 struct RegistryView {
   std::string name, version;
@@ -154,9 +149,7 @@ LocatedVersion locate_version(const std::string& text, const std::string& from, 
     LocatedVersion located;
     located.manifest_text = store->read(key);
     located.manifest = storage::parse_manifest(located.manifest_text, store->describe(key));
-    if (located.manifest.name != name || located.manifest.version != version)
-      fail<IntegrityError>("{}: the manifest names {}/{}, not {}/{}; the remote's layout was tampered with",
-                           store->describe(key), located.manifest.name, located.manifest.version, name, version);
+    storage::check_manifest_key(located.manifest, name, version, store->describe(key));
     if (view) {
       std::vector<std::string> digests;
       for (const auto& file : located.manifest.files) digests.push_back(file.path + "\t" + file.sha256);
@@ -183,57 +176,38 @@ LocatedVersion locate_version(const std::string& text, const std::string& from, 
 
 void run_pull(const PullOptions& options, const Console& console) {
   auto started = std::chrono::steady_clock::now();
-  fs::path out = options.out;
-  std::error_code ec;
-  // A link at --out counts as there (and is replaced, never followed, with --force).
-  fs::file_status out_status = fs::symlink_status(out, ec);
-  bool out_exists = fs::exists(out_status) || fs::is_symlink(out_status);
-  if (out_exists && !options.force)
-    fail<UsageError>("{}: already exists; choose another --out or pass --force to replace it", out.string());
-  if (out_exists && !fs::is_directory(out_status) && !fs::is_symlink(out_status))
-    fail<UsageError>("{}: is a file; --out names the model directory to create", out.string());
+  // Trailing slashes stripped, so the staging directory is a sibling of --out, never inside it.
+  const fs::path out = directory_to_create(options.out);
+  // A directory or a link at --out is replaced (never followed) only with --force; a file never.
+  check_replaceable(out, options.force);
   LocatedVersion located = locate_version(options.ref, options.from, options.transfer, console);
   const storage::Manifest& manifest = located.manifest;
   const std::string what = manifest.name + "/" + manifest.version;
+  storage::check_path_lengths(manifest, out, located.store->describe(located.key));
 
   storage::PullStaging staging(out, located.manifest_text);
   if (staging.resumed()) console.info("resuming the interrupted pull of {} in {}", what, staging.path().string());
   storage::TransferStats stats;
-  {
-    storage::TransferProgress progress(console, "pull " + what);
-    try {
+  try {
+    {
+      storage::TransferProgress progress(console, "pull " + what);
       stats = storage::download_files(*located.store, manifest, staging.path(), transfer_options(options.transfer),
                                       progress.observer());
-    } catch (const IntegrityError&) {
-      // The remote's copy is corrupt: keep nothing from it. (After a lost connection the
-      // staging directory stays, so the next run resumes.)
-      fs::remove_all(staging.path(), ec);
-      throw;
+      progress.finish();
     }
-    progress.finish();
+    // Every file is verified: move the tree into place. What appeared at --out meanwhile is
+    // never replaced without --force; with it, the old tree is swapped out and only then removed.
+    commit_directory(storage::pull_tree(staging.path()), out, options.force);
+  } catch (const Error& e) {
+    // After a lost connection the staging directory stays, so the next run resumes; any other
+    // failure (a corrupt remote, a lost race for --out, a bad path) keeps nothing.
+    if (e.code() != ExitCode::remote) staging.remove();
+    throw;
+  } catch (...) {
+    staging.remove();
+    throw;
   }
-  // Every file is verified: move the tree into place (swapping out an old one with --force),
-  // then flush the parent directory so the rename survives a crash.
-  fs::path old;
-  out_status = fs::symlink_status(out, ec);
-  if (fs::exists(out_status) || fs::is_symlink(out_status)) {
-    old = out;
-    old += ".old-" + random_suffix();
-    fs::rename(out, old, ec);
-    if (ec) fail<DataError>("{}: cannot move aside to replace it: {}", out.string(), ec.message());
-  }
-  fs::path tree = storage::pull_tree(staging.path());
-  fs::rename(tree, out, ec);
-  if (ec) {
-    std::string reason = ec.message();
-    if (!old.empty()) fs::rename(old, out, ec);
-    fail<DataError>("{}: cannot rename {} into place: {}", out.string(), tree.string(), reason);
-  }
-  fs::path parent = fs::absolute(out).lexically_normal().parent_path();
-  if (fs::absolute(out).lexically_normal().filename().empty()) parent = parent.parent_path();
-  fsync_directory(parent);
-  if (!old.empty()) fs::remove_all(old, ec);
-  fs::remove_all(staging.path(), ec);
+  staging.remove();
 
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   nlohmann::json document = {{"remote", remote_json(located.remote)},
@@ -248,10 +222,11 @@ void run_pull(const PullOptions& options, const Console& console) {
                              {"seconds", seconds}};
   document.update(stats_json(stats));
   console.result(document, [&](std::FILE* stream) {
-    fmt::print(stream, "pulled {} from {} ({}) into {}: {} files, {}, SHA-256 verified\n", what, located.remote.name,
-               located.remote.url, out.string(), manifest.files.size(), storage::human_bytes(manifest.total_size()));
-    fmt::print(stream, "downloaded {} ({} objects){}\n", storage::human_bytes(stats.transferred_bytes),
-               stats.transferred_objects,
+    fmt::print(stream, "pulled {} from {} ({}) into {}: {} file{}, {}, SHA-256 verified\n", what,
+               located.remote.name, located.remote.url, out.string(), manifest.files.size(),
+               manifest.files.size() == 1 ? "" : "s", storage::human_bytes(manifest.total_size()));
+    fmt::print(stream, "downloaded {} ({} object{}){}\n", storage::human_bytes(stats.transferred_bytes),
+               stats.transferred_objects, stats.transferred_objects == 1 ? "" : "s",
                stats.resumed_bytes || stats.skipped_objects
                    ? fmt::format("; resumed {} from an interrupted pull",
                                  storage::human_bytes(stats.resumed_bytes + stats.skipped_bytes))

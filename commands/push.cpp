@@ -133,7 +133,8 @@ nlohmann::json stats_json(const storage::TransferStats& stats) {
           {"skipped_objects", stats.skipped_objects},
           {"skipped_bytes", stats.skipped_bytes},
           {"resumed_parts", stats.resumed_parts},
-          {"resumed_bytes", stats.resumed_bytes}};
+          {"resumed_bytes", stats.resumed_bytes},
+          {"replaced_objects", stats.replaced_objects}};
 }
 
 void run_push(const PushOptions& options, const Console& console) {
@@ -252,9 +253,11 @@ void run_push(const PushOptions& options, const Console& console) {
   console.result(document, [&](std::FILE* out) {
     fmt::print(out, "pushed {} to {} ({}): {} files, {}\n", what, remote.name, remote.url, manifest.files.size(),
                storage::human_bytes(manifest.total_size()));
-    fmt::print(out, "uploaded {} of {} objects ({}); {} already there ({}){}\n", stats.transferred_objects,
-               stats.objects, storage::human_bytes(stats.transferred_bytes), stats.skipped_objects,
-               storage::human_bytes(stats.skipped_bytes),
+    fmt::print(out, "uploaded {} of {} object{} ({}); {} already there ({}){}{}\n", stats.transferred_objects,
+               stats.objects, stats.objects == 1 ? "" : "s", storage::human_bytes(stats.transferred_bytes),
+               stats.skipped_objects, storage::human_bytes(stats.skipped_bytes),
+               stats.replaced_objects ? fmt::format("; {} found corrupt there and uploaded again", stats.replaced_objects)
+                                      : "",
                stats.resumed_parts ? fmt::format("; resumed {} parts ({}) of an interrupted upload", stats.resumed_parts,
                                                  storage::human_bytes(stats.resumed_bytes))
                                    : "");

@@ -30,7 +30,9 @@ void run_sync(const SyncOptions& options, const Console& console) {
   auto destination = storage::open_store(to, store_options(options.transfer, console));
   bool already = false;
   if (destination->size_of(located.key)) {
-    storage::Manifest existing = storage::parse_manifest(destination->read(located.key), destination->describe(located.key));
+    storage::Manifest existing =
+        storage::parse_manifest(destination->read(located.key), destination->describe(located.key));
+    storage::check_manifest_key(existing, manifest.name, manifest.version, destination->describe(located.key));
     if (!existing.same_contents(manifest))
       fail<IntegrityError>("remote '{}' already has {} with different contents than remote '{}'; versions are "
                            "immutable, so one of them was pushed from other files",
@@ -70,20 +72,24 @@ void run_sync(const SyncOptions& options, const Console& console) {
                              {"seconds", seconds}};
   document.update(stats_json(stats));
   console.result(document, [&](std::FILE* out) {
-    fmt::print(out, "synced {} from {} to {}: {} files, {}\n", what, located.remote.name, to.name,
-               manifest.files.size(), storage::human_bytes(manifest.total_size()));
-    fmt::print(out, "copied {} of {} objects ({}); {} already there ({})\n", stats.transferred_objects, stats.objects,
-               storage::human_bytes(stats.transferred_bytes), stats.skipped_objects,
-               storage::human_bytes(stats.skipped_bytes));
+    fmt::print(out, "synced {} from {} to {}: {} file{}, {}\n", what, located.remote.name, to.name,
+               manifest.files.size(), manifest.files.size() == 1 ? "" : "s",
+               storage::human_bytes(manifest.total_size()));
+    fmt::print(out, "copied {} of {} object{} ({}); {} already there ({}){}\n", stats.transferred_objects,
+               stats.objects, stats.objects == 1 ? "" : "s", storage::human_bytes(stats.transferred_bytes),
+               stats.skipped_objects, storage::human_bytes(stats.skipped_bytes),
+               stats.replaced_objects ? fmt::format("; {} found corrupt there and copied again", stats.replaced_objects)
+                                      : "");
   });
 }
 
 CommandAction register_sync(CLI::App& command, const Console& console) {
   auto options = std::make_shared<SyncOptions>();
   command.footer(
-      "\nStreams each missing object from --from to --to in parts (memory: jobs x part size), checking\n"
-      "its SHA-256 on the way; the manifest is written last. Versions classified private are refused\n"
-      "by public remotes.\n");
+      "\nStreams each missing object from --from to --to in parts (memory: jobs x part size, at most\n"
+      "512 MiB), checking its SHA-256 on the way; the manifest is written last. An object already on\n"
+      "--to counts only when its size matches (and, on a file:// remote, its SHA-256): one that differs\n"
+      "is copied again. Versions classified private are refused by public remotes.\n");
   command.add_option("REF", options->ref, "NAME/VERSION, or models:/NAME/VERSION | @ALIAS | /latest")->required();
   command.add_option("--from", options->from, "Remote to copy from")->type_name("REMOTE")->required();
   command.add_option("--to", options->to, "Remote to copy to")->type_name("REMOTE")->required();

@@ -7,12 +7,14 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <stdio.h>
 #include <cstring>
 #include <fstream>
 #include <memory>
 #include <random>
 
 #include "common/error.h"
+#include "common/text.h"
 
 namespace recmodel {
 
@@ -77,6 +79,11 @@ std::string read_file(const fs::path& path) {
 }
 
 void write_file_atomic(const fs::path& path, std::string_view contents) {
+  // "v/" or "." would put the temp file inside a directory instead of beside the file.
+  const std::string name = path.filename().string();
+  if (name.empty() || name == "." || name == "..")
+    fail<UsageError>("{} names a directory, not a file to write; give a file name",
+                     quoted_for_message(path.string()));
   fs::path temp = path;
   temp += ".tmp-" + random_suffix();
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -135,11 +142,144 @@ std::string sha256_hex(std::string_view bytes) {
   return sha.hex_digest();
 }
 
-StagingDir::StagingDir(const fs::path& final_path, bool replace) : final_(final_path), replace_(replace) {
+namespace {
+
+// renameat2(2) with `flags`; ENOSYS where the C library lacks it.
+int rename_with_flags(const fs::path& from, const fs::path& to, unsigned flags) {
+#if defined(RENAME_NOREPLACE) && defined(RENAME_EXCHANGE)
+  return ::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), flags);
+#else
+  (void)from, (void)to, (void)flags;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+// Whether renameat2 failed because the kernel or filesystem lacks the flag, not the rename.
+bool flags_unsupported(int error) { return error == EINVAL || error == ENOSYS || error == EOPNOTSUPP; }
+
+const char* kind_of(mode_t mode) {
+  if (S_ISREG(mode)) return "a regular file";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+  return "not a directory";
+}
+
+[[noreturn]] void refuse_non_directory(const fs::path& final_path, mode_t mode) {
+  fail<UsageError>("{}: is {}, not a directory; --out names the directory to create and a file is never replaced "
+                   "(remove it or choose another --out)",
+                   final_path.string(), kind_of(mode));
+}
+
+[[noreturn]] void refuse_appeared(const fs::path& final_path) {
+  fail<UsageError>("{}: appeared while working; not replacing it (pass --force to replace it)", final_path.string());
+}
+
+}  // namespace
+
+fs::path directory_to_create(const fs::path& path) {
+  std::string text = path.string();
+  while (text.size() > 1 && text.back() == '/') text.pop_back();
+  fs::path result(text);
+  const std::string name = result.filename().string();
+  if (text.empty() || text == "/" || name == "." || name == "..")
+    fail<UsageError>("{} names no new directory; give the name of a directory to create",
+                     quoted_for_message(path.string()));
+  return result;
+}
+
+void check_replaceable(const fs::path& final_path, bool replace) {
+  struct stat st;
+  // Nothing there (or a parent that is not a directory, which creating it reports).
+  if (::lstat(final_path.c_str(), &st) != 0) return;
+  if (!S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) refuse_non_directory(final_path, st.st_mode);
+  if (!replace)
+    fail<UsageError>("{}: already exists; choose another --out or pass --force to replace it", final_path.string());
+}
+
+void commit_directory(const fs::path& staged, const fs::path& final_path, bool replace) {
+  const fs::path parent = parent_or_dot(final_path);
+  // A few rounds: with --force, concurrent writers may each swap the final path meanwhile.
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    struct stat st;
+    if (::lstat(final_path.c_str(), &st) != 0) {
+      if (rename_with_flags(staged, final_path, RENAME_NOREPLACE) == 0) return fsync_directory(parent);
+      int error = errno;
+      if (flags_unsupported(error)) {
+        // No renameat2 here: rename(2) would silently replace an empty directory, so look
+        // once more right before it (a narrow window remains on such filesystems).
+        if (::lstat(final_path.c_str(), &st) != 0) {
+          if (::rename(staged.c_str(), final_path.c_str()) == 0) return fsync_directory(parent);
+          error = errno;
+        } else {
+          error = EEXIST;
+        }
+      }
+      if (error == EEXIST || error == ENOTEMPTY) {
+        if (!replace) refuse_appeared(final_path);
+        continue;  // replace what appeared
+      }
+      fail<DataError>("{}: cannot rename {} into place: {}", final_path.string(), staged.string(),
+                      std::strerror(error));
+    }
+    if (!replace) refuse_appeared(final_path);
+    if (!S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) refuse_non_directory(final_path, st.st_mode);
+    if (rename_with_flags(staged, final_path, RENAME_EXCHANGE) == 0) {
+      // `staged` now names what was there. A file swapped in since the check goes back, refused.
+      struct stat old;
+      if (::lstat(staged.c_str(), &old) == 0 && !S_ISDIR(old.st_mode) && !S_ISLNK(old.st_mode)) {
+        rename_with_flags(staged, final_path, RENAME_EXCHANGE);
+        refuse_non_directory(final_path, old.st_mode);
+      }
+      fsync_directory(parent);
+      std::error_code ec;
+      fs::remove_all(staged, ec);  // a link is removed, never followed
+      return;
+    }
+    int error = errno;
+    if (error == ENOENT) continue;  // it went away meanwhile
+    if (!flags_unsupported(error))
+      fail<DataError>("{}: cannot swap in {}: {}", final_path.string(), staged.string(), std::strerror(error));
+    // No RENAME_EXCHANGE: move the old one aside, rename, and only then remove the old one.
+    fs::path old = final_path;
+    old += ".old-" + random_suffix();
+    if (::rename(final_path.c_str(), old.c_str()) != 0) {
+      if (errno == ENOENT) continue;
+      fail<DataError>("{}: cannot move the old directory aside: {}", final_path.string(), std::strerror(errno));
+    }
+    if (::rename(staged.c_str(), final_path.c_str()) == 0) {
+      fsync_directory(parent);
+      std::error_code ec;
+      fs::remove_all(old, ec);
+      return;
+    }
+    error = errno;
+    // Put the old one back; if another writer's result took its place, --force replaces it anyway.
+    if (::rename(old.c_str(), final_path.c_str()) != 0) {
+      std::error_code ec;
+      fs::remove_all(old, ec);
+    }
+    if (error == EEXIST || error == ENOTEMPTY) continue;
+    fail<DataError>("{}: cannot rename {} into place: {}", final_path.string(), staged.string(), std::strerror(error));
+  }
+  fail<IntegrityError>("{}: kept changing while it was being replaced (another writer at the same time?); not "
+                       "replaced",
+                       final_path.string());
+}
+
+StagingDir::StagingDir(const fs::path& final_path, bool replace)
+    : final_(directory_to_create(final_path)), replace_(replace) {
+  check_replaceable(final_, replace_);
   std::error_code ec;
-  if (fs::exists(final_, ec) && !replace_)
-    fail<UsageError>("{}: already exists; choose another --out or pass --force to replace it", final_.string());
-  fs::path parent = final_.parent_path().empty() ? fs::path(".") : final_.parent_path();
+  fs::path parent = parent_or_dot(final_);
   fs::create_directories(parent, ec);
   if (ec) fail<DataError>("{}: cannot create directory: {}", parent.string(), ec.message());
   // mkdir creates the name or fails: an existing entry (a link planted there) is never used.
@@ -164,24 +304,8 @@ StagingDir::~StagingDir() {
 }
 
 void StagingDir::commit() {
-  std::error_code ec;
-  fs::path old;
-  if (fs::exists(final_, ec)) {
-    if (!replace_) fail<UsageError>("{}: appeared while working; not replacing it", final_.string());
-    old = final_;
-    old += ".old-" + random_suffix();
-    fs::rename(final_, old, ec);
-    if (ec) fail<DataError>("{}: cannot move the old directory aside: {}", final_.string(), ec.message());
-  }
-  fs::rename(staging_, final_, ec);
-  if (ec) {
-    std::string reason = ec.message();
-    if (!old.empty()) fs::rename(old, final_, ec);
-    fail<DataError>("{}: cannot rename into place: {}", final_.string(), reason);
-  }
+  commit_directory(staging_, final_, replace_);
   committed_ = true;
-  fsync_directory(parent_or_dot(final_));
-  if (!old.empty()) fs::remove_all(old, ec);
 }
 
 }  // namespace recmodel

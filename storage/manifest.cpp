@@ -80,6 +80,7 @@ namespace {
 
 constexpr size_t kMaxPathBytes = 4096;     // PATH_MAX
 constexpr size_t kMaxSegmentBytes = 255;   // NAME_MAX
+constexpr size_t kMaxPathDepth = 128;      // segments, the file's name included
 
 }  // namespace
 
@@ -95,19 +96,30 @@ void validate_relative_path(const std::string& path, const std::string& what) {
     fail<DataError>("{}: unsafe path {} is {} bytes long (at most {}); refusing to write it", what,
                     quoted_for_message(path), path.size(), kMaxPathBytes);
   if (path.front() == '/')
-    fail<DataError>("{}: unsafe path {} is absolute; refusing to write outside --out", what, quoted_for_message(path));
+    fail<DataError>("{}: unsafe path {} is absolute; refusing to write outside the destination", what, quoted_for_message(path));
   std::stringstream parts(path);
   size_t segments = 0;
   for (std::string part; std::getline(parts, part, '/');) {
     ++segments;
     if (part.empty() || part == "." || part == "..")
-      fail<DataError>("{}: unsafe path {} (an empty, '.' or '..' segment); refusing to write outside --out", what,
+      fail<DataError>("{}: unsafe path {} (an empty, '.' or '..' segment); refusing to write outside the destination", what,
                       quoted_for_message(path));
     if (part.size() > kMaxSegmentBytes)
       fail<DataError>("{}: unsafe path {} has a name of {} bytes (at most {}); refusing to write it", what,
                       quoted_for_message(path), part.size(), kMaxSegmentBytes);
   }
   if (path.back() == '/' || segments == 0) fail<DataError>("{}: unsafe path {} ends with '/'", what, quoted_for_message(path));
+  // Walking (and removing) a tree holds one descriptor per level: a model folder is never this deep.
+  if (segments > kMaxPathDepth)
+    fail<DataError>("{}: unsafe path {} is nested {} folders deep (at most {}); refusing to write it", what,
+                    quoted_for_message(path), segments - 1, kMaxPathDepth - 1);
+}
+
+void check_manifest_key(const Manifest& manifest, const std::string& name, const std::string& version,
+                        const std::string& what) {
+  if (manifest.name != name || manifest.version != version)
+    fail<IntegrityError>("{}: the manifest names {}/{}, not {}/{}; the remote's layout was tampered with", what,
+                         manifest.name, manifest.version, name, version);
 }
 
 void validate_key_part(const std::string& text, const char* what) {

@@ -39,9 +39,15 @@ struct Manifest {
 };
 
 // Checks a path read from a manifest: relative, no "..", ".", empty segments, backslashes,
-// control characters (NUL, newline, ESC, DEL, C1), at most 4096 bytes with names of at most 255;
-// throws DataError naming `what` otherwise, so nothing lands outside --out or reaches a terminal raw.
+// control characters (NUL, newline, ESC, DEL, C1, bidi and line separators), at most 4096 bytes
+// with names of at most 255 and at most 128 segments deep;
+// throws DataError naming `what` otherwise, so nothing lands outside the destination or reaches a terminal raw.
 void validate_relative_path(const std::string& path, const std::string& what);
+
+// Throws IntegrityError (exit 6) naming `what` when `manifest`, read from NAME/VERSION's key,
+// names another version: a manifest copied or moved under another key is not that version.
+void check_manifest_key(const Manifest& manifest, const std::string& name, const std::string& version,
+                        const std::string& what);
 
 // Checks a model name or version used in keys: letters, digits, '.', '_', '-', not "." or "..".
 void validate_key_part(const std::string& text, const char* what);

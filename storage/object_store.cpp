@@ -114,6 +114,16 @@ class FileStore : public ObjectStore {
     return static_cast<uint64_t>(fs::file_size(root_ / key, ec));
   }
 
+  std::optional<std::string> local_sha256(const std::string& key) override {
+    std::error_code ec;
+    if (!fs::is_regular_file(root_ / key, ec)) return std::nullopt;
+    try {
+      return sha256_file(root_ / key);
+    } catch (const Error& e) {
+      throw RemoteError(e.what());
+    }
+  }
+
   std::string read(const std::string& key) override {
     std::error_code ec;
     if (!fs::is_regular_file(root_ / key, ec)) fail<NotFoundError>("{}: not found", describe(key));

@@ -45,6 +45,12 @@ class ObjectStore {
   // Returns "s3://bucket/prefix/KEY" or "/path/KEY" for messages.
   virtual std::string describe(const std::string& key) const = 0;
   virtual std::optional<uint64_t> size_of(const std::string& key) = 0;
+  // Returns the SHA-256 of an object's bytes where the store can compute it without a transfer
+  // (a file remote hashes the file); nothing where it cannot (S3: only the size is known).
+  virtual std::optional<std::string> local_sha256(const std::string& key) {
+    (void)key;
+    return std::nullopt;
+  }
   // Returns a whole small object (a manifest); NotFoundError when missing.
   virtual std::string read(const std::string& key) = 0;
   // Fills `out` with bytes [offset, offset + length) of `key`.

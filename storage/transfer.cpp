@@ -1,6 +1,7 @@
 #include "storage/transfer.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -24,6 +25,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/text.h"
 #include "storage/hashing.h"
 
 namespace recmodel::storage {
@@ -46,6 +48,10 @@ class Notifier {
     std::lock_guard<std::mutex> lock(mutex_);
     if (observer_.file_done) observer_.file_done(path);
   }
+  void warn(const std::string& message) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (observer_.warn) observer_.warn(message);
+  }
   void advance(const std::string& path, uint64_t bytes, bool large) {
     std::lock_guard<std::mutex> lock(mutex_);
     done_ += bytes;
@@ -64,6 +70,38 @@ class Notifier {
   std::map<std::string, uint64_t> file_bytes_;  // large files in flight (a few at a time)
 };
 
+// Runs `worker` on up to `count` threads, the caller's included, and waits for all of them.
+// Threads the system refuses (an address-space or process limit) are not started: fewer
+// workers share the work, and no joinable thread is ever destroyed (std::terminate).
+void run_workers(size_t count, const std::function<void()>& worker) {
+  std::vector<std::thread> pool;
+  try {
+    pool.reserve(count);
+    for (size_t w = 1; w < count; ++w) pool.emplace_back(worker);
+  } catch (...) {
+  }
+  if (count) worker();
+  for (auto& thread : pool) thread.join();
+}
+
+// The error a worker thread hands back: an allocation failure becomes a clear DataError.
+std::exception_ptr worker_error() {
+  try {
+    throw;
+  } catch (const std::bad_alloc&) {
+    return std::make_exception_ptr(DataError(
+        "not enough memory for the transfer buffers; lower --jobs or --part-size (or raise the memory limit)"));
+  } catch (...) {
+    return std::current_exception();
+  }
+}
+
+// Returns how many buffers of `buffer` bytes fit in `budget` (at least 1, at most `jobs`).
+int jobs_within(int jobs, uint64_t budget, uint64_t buffer) {
+  uint64_t fit = std::max<uint64_t>(1, budget / std::max<uint64_t>(buffer, 1));
+  return static_cast<int>(std::min<uint64_t>(static_cast<uint64_t>(std::max(jobs, 1)), fit));
+}
+
 // Calls `body(i)` for i in [0, n) from up to `jobs` threads, handing out indices in order;
 // stops handing out work after the first failure and rethrows it.
 void for_each_parallel(size_t n, int jobs, const std::function<void(size_t)>& body) {
@@ -78,18 +116,15 @@ void for_each_parallel(size_t n, int jobs, const std::function<void(size_t)>& bo
       try {
         body(i);
       } catch (...) {
+        std::exception_ptr caught = worker_error();
         std::lock_guard<std::mutex> lock(error_mutex);
-        if (!error) error = std::current_exception();
+        if (!error) error = caught;
         failed = true;
         return;
       }
     }
   };
-  size_t workers = std::min<size_t>(std::max(jobs, 1), n);
-  std::vector<std::thread> pool;
-  for (size_t w = 1; w < workers; ++w) pool.emplace_back(worker);
-  if (workers) worker();
-  for (auto& thread : pool) thread.join();
+  run_workers(std::min<size_t>(std::max(jobs, 1), n), worker);
   if (error) std::rethrow_exception(error);
 }
 
@@ -129,19 +164,16 @@ void run_parts(size_t count, int jobs, const std::function<void(size_t, std::str
         turn_changed.notify_all();
         store(i, buffer);
       } catch (...) {
+        std::exception_ptr caught = worker_error();
         std::lock_guard<std::mutex> lock(mutex);
-        if (!error) error = std::current_exception();
+        if (!error) error = caught;
         failed = true;
         turn_changed.notify_all();
         return;
       }
     }
   };
-  size_t workers = std::min<size_t>(std::max(jobs, 1), count);
-  std::vector<std::thread> pool;
-  for (size_t w = 1; w < workers; ++w) pool.emplace_back(worker);
-  if (workers) worker();
-  for (auto& thread : pool) thread.join();
+  run_workers(std::min<size_t>(std::max(jobs, 1), count), worker);
   if (error) std::rethrow_exception(error);
 }
 
@@ -229,8 +261,7 @@ void put_object(const Object& object, const Reader& read, ObjectStore& store, co
   uint64_t part = part_size_for(object.size, options.part_size);
   size_t count = static_cast<size_t>((object.size + part - 1) / part);
   // S3's 10,000-part limit grows the parts of huge objects; fewer of them are then in flight.
-  int jobs = static_cast<int>(
-      std::min<uint64_t>(static_cast<uint64_t>(options.jobs), std::max<uint64_t>(1, 8 * kMaxPartBuffer / part)));
+  int jobs = jobs_within(options.jobs, options.memory_budget, part);
   auto writer = store.write_parts(key, object.size, part);
   notify.file_start(object.path, object.size);
   Sha256Stream sha;
@@ -272,37 +303,82 @@ void put_object(const Object& object, const Reader& read, ObjectStore& store, co
   stats.resumed_parts += reused_parts;
 }
 
-// Returns the objects `store` lacks (or holds with another size), checking them in parallel.
+// Returns the objects `store` lacks, or holds with another size or (where it can hash them
+// locally) other bytes, checking them in parallel; those it holds wrongly are named by a warning.
 std::vector<Object> missing_objects(const std::vector<Object>& objects, ObjectStore& store, int jobs,
-                                    TransferStats& stats) {
-  std::vector<char> present(objects.size(), 0);
+                                    TransferStats& stats, Notifier& notify) {
+  enum : char { absent, present, wrong };
+  std::vector<char> state(objects.size(), absent);
   for_each_parallel(objects.size(), jobs, [&](size_t i) {
-    auto size = store.size_of(object_key(objects[i].sha256));
-    present[i] = size && *size == objects[i].size;
+    const Object& object = objects[i];
+    const std::string key = object_key(object.sha256);
+    auto size = store.size_of(key);
+    if (!size) return;
+    if (*size != object.size) {
+      notify.warn(fmt::format("{} holds {} bytes, not the {} of the object it is named after (file '{}'); copying "
+                              "it again",
+                              store.describe(key), *size, object.size, object.path));
+      state[i] = wrong;
+      return;
+    }
+    auto digest = store.local_sha256(key);
+    if (digest && *digest != object.sha256) {
+      notify.warn(fmt::format("{} is corrupt (SHA-256 {}, file '{}'); copying it again", store.describe(key),
+                              *digest, object.path));
+      state[i] = wrong;
+      return;
+    }
+    state[i] = present;
   });
   std::vector<Object> missing;
   for (size_t i = 0; i < objects.size(); ++i) {
-    if (present[i]) {
+    if (state[i] == present) {
       ++stats.skipped_objects;
       stats.skipped_bytes += objects[i].size;
     } else {
+      if (state[i] == wrong) ++stats.replaced_objects;
       missing.push_back(objects[i]);
     }
   }
   return missing;
 }
 
+// Checks that every object just copied is at the destination with its size (HEAD / stat), so no
+// success is reported for an object the store did not keep.
+void check_copied(ObjectStore& store, const std::vector<Object>& objects, int jobs) {
+  for_each_parallel(objects.size(), jobs, [&](size_t i) {
+    const Object& object = objects[i];
+    const std::string key = object_key(object.sha256);
+    auto size = store.size_of(key);
+    if (!size)
+      fail<IntegrityError>("{} (file '{}') is missing right after it was copied; the destination did not keep it",
+                           store.describe(key), object.path);
+    if (*size != object.size)
+      fail<IntegrityError>("{} (file '{}') holds {} bytes right after it was copied, the manifest says {}; the "
+                           "destination changed it",
+                           store.describe(key), object.path, *size, object.size);
+  });
+}
+
 // Runs `move` over the small objects in parallel (one request each), then over the large ones,
-// a few at a time so no worker idles at the end of a file; `move` gets the part jobs it may use.
-// Either way at most options.jobs buffers are in use.
+// a few at a time so no worker idles at the end of a file; `move` gets the part jobs and the
+// share of the memory budget it may use. Either way at most options.jobs buffers are in use, and
+// together they hold at most options.memory_budget bytes (or one part, when a part is larger).
 void move_objects(const std::vector<Object>& objects, const TransferOptions& options,
                   const std::function<void(const Object&, const TransferOptions&)>& move) {
   std::vector<Object> small, large;
   for (const auto& object : objects) (object.size <= options.multipart_threshold ? small : large).push_back(object);
-  for_each_parallel(small.size(), options.jobs, [&](size_t i) { move(small[i], options); });
+  uint64_t largest_small = 0, largest_part = 0;
+  for (const auto& object : small) largest_small = std::max(largest_small, object.size);
+  for (const auto& object : large) largest_part = std::max(largest_part, part_size_for(object.size, options.part_size));
+  // Each small object is read whole: only as many at once as the budget holds.
+  for_each_parallel(small.size(), jobs_within(options.jobs, options.memory_budget, largest_small),
+                    [&](size_t i) { move(small[i], options); });
   int files = static_cast<int>(std::min<size_t>(large.size(), static_cast<size_t>(std::max(1, options.jobs / 4))));
+  files = jobs_within(files, options.memory_budget, largest_part);
   TransferOptions per_file = options;
   per_file.jobs = std::max(1, options.jobs / std::max(files, 1));
+  per_file.memory_budget = options.memory_budget / static_cast<uint64_t>(std::max(files, 1));
   for_each_parallel(large.size(), files, [&](size_t i) { move(large[i], per_file); });
 }
 
@@ -337,10 +413,11 @@ std::string human_bytes(uint64_t bytes) {
 namespace {
 
 // The manifest's distinct objects that `target` lacks (counted in `stats`), in manifest order.
-std::vector<Object> plan_transfer(const Manifest& manifest, ObjectStore& target, int jobs, TransferStats& stats) {
+std::vector<Object> plan_transfer(const Manifest& manifest, ObjectStore& target, int jobs, TransferStats& stats,
+                                  Notifier& notify) {
   std::vector<Object> objects = distinct_objects(manifest);
   stats.objects = objects.size();
-  return missing_objects(objects, target, jobs, stats);
+  return missing_objects(objects, target, jobs, stats, notify);
 }
 
 uint64_t bytes_of(const std::vector<Object>& objects) {
@@ -354,8 +431,8 @@ uint64_t bytes_of(const std::vector<Object>& objects) {
 TransferStats upload_objects(const fs::path& dir, const Manifest& manifest, ObjectStore& store,
                              const TransferOptions& options, const TransferObserver& observer) {
   TransferStats stats;
-  std::vector<Object> missing = plan_transfer(manifest, store, options.jobs, stats);
   Notifier notify(observer);
+  std::vector<Object> missing = plan_transfer(manifest, store, options.jobs, stats, notify);
   notify.start(bytes_of(missing));
   std::mutex stats_mutex;
   move_objects(missing, options, [&](const Object& object, const TransferOptions& options) {
@@ -368,16 +445,17 @@ TransferStats upload_objects(const fs::path& dir, const Manifest& manifest, Obje
                              path.string(), actual, object.sha256);
         });
   });
+  check_copied(store, missing, options.jobs);
   return stats;
 }
 
 TransferStats copy_objects(ObjectStore& from, ObjectStore& to, const Manifest& manifest,
                            const TransferOptions& options, const TransferObserver& observer) {
   TransferStats stats;
-  std::vector<Object> missing = plan_transfer(manifest, to, options.jobs, stats);
+  Notifier notify(observer);
+  std::vector<Object> missing = plan_transfer(manifest, to, options.jobs, stats, notify);
   // The source remote is not trusted: its objects must hold what its manifest declares.
   check_declared_sizes(from, missing, options.jobs, "nothing was copied");
-  Notifier notify(observer);
   notify.start(bytes_of(missing));
   std::mutex stats_mutex;
   TransferOptions bounded = options;
@@ -392,6 +470,7 @@ TransferStats copy_objects(ObjectStore& from, ObjectStore& to, const Manifest& m
                              from.describe(key), object.path, actual, object.sha256);
         });
   });
+  check_copied(to, missing, options.jobs);
   return stats;
 }
 
@@ -421,8 +500,8 @@ void read_all_at(int fd, char* out, uint64_t length, uint64_t offset, const fs::
   while (done < length) {
     ssize_t n = ::pread(fd, out + done, length - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail<DataError>("{}: read failed: {}", path.string(), std::strerror(errno));
-    if (n == 0) fail<DataError>("{}: shorter than expected", path.string());
+    if (n < 0) fail<DataError>("{}: read failed: {}", quoted_for_message(path.string()), std::strerror(errno));
+    if (n == 0) fail<DataError>("{}: shorter than expected", quoted_for_message(path.string()));
     done += static_cast<uint64_t>(n);
   }
 }
@@ -432,7 +511,7 @@ void write_all_at(int fd, const char* data, uint64_t length, uint64_t offset, co
   while (done < length) {
     ssize_t n = ::pwrite(fd, data + done, length - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) fail<DataError>("{}: write failed: {}", path.string(), std::strerror(errno));
+    if (n <= 0) fail<DataError>("{}: write failed: {}", quoted_for_message(path.string()), std::strerror(errno));
     done += static_cast<uint64_t>(n);
   }
 }
@@ -441,9 +520,9 @@ void write_all_at(int fd, const char* data, uint64_t length, uint64_t offset, co
 // followed, and O_EXCL|O_NOFOLLOW makes the new file ours or the call fails.
 int create_exclusive(const fs::path& path) {
   if (::unlink(path.c_str()) != 0 && errno != ENOENT)
-    fail<DataError>("{}: cannot remove: {}", path.string(), std::strerror(errno));
+    fail<DataError>("{}: cannot remove: {}", quoted_for_message(path.string()), std::strerror(errno));
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) fail<DataError>("{}: cannot create: {}", path.string(), std::strerror(errno));
+  if (fd < 0) fail<DataError>("{}: cannot create: {}", quoted_for_message(path.string()), std::strerror(errno));
   return fd;
 }
 
@@ -452,12 +531,12 @@ void ensure_real_directory(const fs::path& dir, mode_t mode) {
   struct stat st;
   if (::lstat(dir.c_str(), &st) == 0) {
     if (S_ISDIR(st.st_mode)) return;
-    if (::unlink(dir.c_str()) != 0) fail<DataError>("{}: cannot remove: {}", dir.string(), std::strerror(errno));
+    if (::unlink(dir.c_str()) != 0) fail<DataError>("{}: cannot remove: {}", quoted_for_message(dir.string()), std::strerror(errno));
   }
   if (::mkdir(dir.c_str(), mode) != 0 && errno != EEXIST)
-    fail<DataError>("{}: cannot create: {}", dir.string(), std::strerror(errno));
+    fail<DataError>("{}: cannot create: {}", quoted_for_message(dir.string()), std::strerror(errno));
   if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    fail<DataError>("{}: is not a directory", dir.string());
+    fail<DataError>("{}: is not a directory", quoted_for_message(dir.string()));
 }
 
 // Creates the parent directories of `relative` under `root` one by one; an entry on the way that
@@ -467,21 +546,21 @@ void make_parents(const fs::path& root, const std::string& relative) {
   for (const auto& part : fs::path(relative).parent_path()) {
     dir /= part;
     if (::mkdir(dir.c_str(), 0777) == 0) continue;
-    if (errno != EEXIST) fail<DataError>("{}: cannot create: {}", dir.string(), std::strerror(errno));
+    if (errno != EEXIST) fail<DataError>("{}: cannot create: {}", quoted_for_message(dir.string()), std::strerror(errno));
     struct stat st;
     if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
       fail<IntegrityError>("{}: is not a directory (a link or file appeared while pulling); nothing was written "
                            "through it",
-                           dir.string());
+                           quoted_for_message(dir.string()));
   }
 }
 
 // Flushes `fd`, closes it and renames `temp` to `target` (a link at `target` is replaced, not followed).
 void finish_file(FdCloser& file, const fs::path& temp, const fs::path& target) {
-  if (::fsync(file.fd) != 0) fail<DataError>("{}: cannot flush: {}", temp.string(), std::strerror(errno));
-  if (file.close() != 0) fail<DataError>("{}: cannot close: {}", temp.string(), std::strerror(errno));
+  if (::fsync(file.fd) != 0) fail<DataError>("{}: cannot flush: {}", quoted_for_message(temp.string()), std::strerror(errno));
+  if (file.close() != 0) fail<DataError>("{}: cannot close: {}", quoted_for_message(temp.string()), std::strerror(errno));
   if (::rename(temp.c_str(), target.c_str()) != 0)
-    fail<DataError>("{}: cannot rename into place: {}", target.string(), std::strerror(errno));
+    fail<DataError>("{}: cannot rename into place: {}", quoted_for_message(target.string()), std::strerror(errno));
 }
 
 // Writes `data` to the fresh file `temp`, flushes it and renames it to `target`.
@@ -494,7 +573,7 @@ void install_bytes(std::string_view data, const fs::path& temp, const fs::path& 
 // Copies the verified file `source` to `target` through the fresh file `temp`, 1 MiB at a time.
 void install_copy(const fs::path& source, uint64_t size, const fs::path& temp, const fs::path& target) {
   FdCloser in(::open(source.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (in.fd < 0) fail<DataError>("{}: cannot open: {}", source.string(), std::strerror(errno));
+  if (in.fd < 0) fail<DataError>("{}: cannot open: {}", quoted_for_message(source.string()), std::strerror(errno));
   FdCloser out(create_exclusive(temp));
   std::string buffer(std::min<uint64_t>(size, uint64_t{1} << 20), '\0');
   for (uint64_t offset = 0; offset < size;) {
@@ -511,7 +590,10 @@ bool verified_in_place(const fs::path& path, uint64_t size, const std::string& s
   FdCloser file(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (file.fd < 0) return false;
   struct stat st;
-  if (::fstat(file.fd, &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != size) return false;
+  // A hard link shares its inode with a file elsewhere: never kept, whatever it holds.
+  if (::fstat(file.fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+      static_cast<uint64_t>(st.st_size) != size)
+    return false;
   Sha256Stream sha;
   std::string buffer(std::min<uint64_t>(size, uint64_t{1} << 20), '\0');
   for (uint64_t offset = 0; offset < size;) {
@@ -583,7 +665,7 @@ class ChunkLog {
     FdCloser file(::open(path_.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     struct stat st;
     // A real log has a header and one short line per chunk; anything else is not one.
-    if (file.fd < 0 || ::fstat(file.fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+    if (file.fd < 0 || ::fstat(file.fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
         static_cast<uint64_t>(st.st_size) > header_.size() + 1 + 21 * uint64_t{count})
       return;
     std::string text(static_cast<size_t>(st.st_size), '\0');
@@ -605,7 +687,14 @@ class ChunkLog {
       fd_ = create_exclusive(path_);
       append_line(header_);
     } else {
-      fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+      fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+      struct stat st;
+      if (fd_ >= 0 && (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)) {
+        // Swapped for a link since it was read: start a log of our own.
+        ::close(fd_);
+        fd_ = create_exclusive(path_);
+        append_line(header_);
+      }
       if (fd_ < 0) fail<DataError>("{}: cannot write: {}", path_.string(), std::strerror(errno));
     }
   }
@@ -666,7 +755,9 @@ std::string download_large(ObjectStore& store, const Object& object, const fs::p
   if (allow_resume && log.valid()) {
     fd = ::open(part_path.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
-    if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) == object.size) {
+    // Only a regular file of ours alone: a hard link would write the download into a file elsewhere.
+    if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+        static_cast<uint64_t>(st.st_size) == object.size) {
       resume = true;
     } else if (fd >= 0) {
       ::close(fd);
@@ -737,14 +828,19 @@ void check_tree(const fs::path& tree, const Manifest& manifest) {
     }
     if (!fs::is_regular_file(status))
       fail<IntegrityError>("{}: not a regular file (a link or device appeared while pulling); refusing to finish",
-                           it->path().string());
+                           quoted_for_message(it->path().string()));
     auto found = expected.find(relative);
     if (found == expected.end())
       fail<IntegrityError>("{}: a file the manifest does not list appeared while pulling; refusing to finish",
-                           it->path().string());
-    if (fs::file_size(it->path(), status_ec) != found->second)
-      fail<IntegrityError>("{}: not the {} bytes the manifest lists; refusing to finish", it->path().string(),
-                           found->second);
+                           quoted_for_message(it->path().string()));
+    struct stat st;
+    if (::lstat(it->path().c_str(), &st) != 0 || static_cast<uint64_t>(st.st_size) != found->second)
+      fail<IntegrityError>("{}: not the {} bytes the manifest lists; refusing to finish",
+                           quoted_for_message(it->path().string()), found->second);
+    if (st.st_nlink != 1)
+      fail<IntegrityError>("{}: has {} hard links (one appeared while pulling, shared with a file elsewhere); "
+                           "refusing to finish",
+                           quoted_for_message(it->path().string()), st.st_nlink);
     ++regular;
   }
   if (ec) fail<DataError>("{}: cannot list: {}", tree.string(), ec.message());
@@ -756,17 +852,30 @@ void check_tree(const fs::path& tree, const Manifest& manifest) {
 
 }  // namespace
 
+namespace {
+
+// `.OUT.recmodel-pull-` + 12 hex + `-XXXXXX`, beside --out.
+std::string staging_prefix(const fs::path& out_name, const std::string& manifest_sha) {
+  return "." + out_name.string() + ".recmodel-pull-" + manifest_sha.substr(0, 12) + "-";
+}
+
+fs::path absolute_out(const fs::path& out) {
+  fs::path absolute = fs::absolute(out).lexically_normal();
+  if (absolute.filename().empty()) absolute = absolute.parent_path();
+  return absolute;
+}
+
+}  // namespace
+
 fs::path pull_tree(const fs::path& staging) { return staging / kTreeDir; }
 
 PullStaging::PullStaging(const fs::path& out, const std::string& manifest_text) {
-  fs::path absolute = fs::absolute(out).lexically_normal();
-  if (absolute.filename().empty()) absolute = absolute.parent_path();
+  const fs::path absolute = absolute_out(out);
   fs::path parent = absolute.parent_path();
   std::error_code ec;
   fs::create_directories(parent, ec);
   if (ec) fail<DataError>("{}: cannot create: {}", parent.string(), ec.message());
-  const std::string prefix =
-      "." + absolute.filename().string() + ".recmodel-pull-" + sha256_hex(manifest_text).substr(0, 12) + "-";
+  const std::string prefix = staging_prefix(absolute.filename(), sha256_hex(manifest_text));
   // An interrupted pull's directory: ours (owner, 0700), a real directory, not locked by a pull
   // in progress. Its contents are still checked file by file (download_files).
   std::vector<std::pair<int64_t, fs::path>> candidates;
@@ -792,16 +901,70 @@ PullStaging::PullStaging(const fs::path& out, const std::string& manifest_text) 
     resumed_ = true;
     return;
   }
-  std::string pattern = (parent / (prefix + "XXXXXX")).string();
+  // Made under a name no other pull takes for a candidate, locked, and only then given its real
+  // name: a concurrent pull of the same manifest never adopts a directory before it is locked.
+  std::string pattern = (parent / (prefix + "new-XXXXXX")).string();
   if (!::mkdtemp(pattern.data()))
-    fail<DataError>("{}: cannot create a staging directory: {}", pattern, std::strerror(errno));
-  path_ = pattern;
-  lock_fd_ = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (lock_fd_ >= 0) ::flock(lock_fd_, LOCK_EX | LOCK_NB);
+    fail<DataError>("{}: cannot create a staging directory: {}", quoted_for_message(pattern), std::strerror(errno));
+  lock_fd_ = ::open(pattern.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    int saved = errno;
+    ::rmdir(pattern.c_str());
+    fail<DataError>("{}: cannot lock the staging directory: {}", quoted_for_message(pattern), std::strerror(saved));
+  }
+  const std::string suffix = pattern.substr(pattern.size() - 6);
+  path_ = parent / (prefix + suffix);
+#ifdef RENAME_NOREPLACE
+  int renamed = ::renameat2(AT_FDCWD, pattern.c_str(), AT_FDCWD, path_.c_str(), RENAME_NOREPLACE);
+  if (renamed != 0 && (errno == EINVAL || errno == ENOSYS)) renamed = ::rename(pattern.c_str(), path_.c_str());
+#else
+  int renamed = ::rename(pattern.c_str(), path_.c_str());
+#endif
+  if (renamed != 0) {
+    int saved = errno;
+    ::rmdir(pattern.c_str());
+    fail<DataError>("{}: cannot create a staging directory: {}", quoted_for_message(path_.string()),
+                    std::strerror(saved));
+  }
 }
 
 PullStaging::~PullStaging() {
   if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+void PullStaging::remove() {
+  if (path_.empty()) return;
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+  lock_fd_ = -1;
+}
+
+
+void check_path_lengths(const Manifest& manifest, const fs::path& out, const std::string& what) {
+  constexpr size_t kPathMax = 4095;  // PATH_MAX, less the terminating NUL
+  constexpr size_t kNameMax = 255;
+  const fs::path absolute = absolute_out(out);
+  const std::string staging_name = staging_prefix(absolute.filename(), std::string(12, '0')) + "XXXXXX";
+  if (staging_name.size() > kNameMax)
+    fail<UsageError>("{}: the name is {} bytes; --out's last component can be at most {} bytes (the pull works in "
+                     "a hidden directory named after it)",
+                     quoted_for_message(out.string()), absolute.filename().string().size(),
+                     kNameMax - (staging_name.size() - absolute.filename().string().size()));
+  // The longest name each file has while pulling: under <staging>/files/, and its temp names in
+  // <staging>/parts/ (named by SHA-256).
+  const size_t base = (absolute.parent_path() / staging_name).string().size();
+  const size_t parts = base + std::string("/parts/").size() + 64 + std::string(".part").size();
+  if (parts > kPathMax)
+    fail<UsageError>("{}: the directory's path is {} bytes, too long to pull into (at most about {})",
+                     quoted_for_message(out.string()), absolute.string().size(), absolute.string().size() + kPathMax - parts);
+  const size_t tree = base + 1 + std::string(kTreeDir).size() + 1;
+  for (const auto& file : manifest.files)
+    if (tree + file.path.size() > kPathMax)
+      fail<DataError>("{}: file {} is {} bytes long; under {} it would be a path of {} bytes (at most {}): pull into "
+                      "a shorter --out",
+                      what, quoted_for_message(file.path), file.path.size(), quoted_for_message(out.string()),
+                      tree + file.path.size(), kPathMax);
 }
 
 TransferStats download_files(ObjectStore& store, const Manifest& manifest, const fs::path& staging,
@@ -895,21 +1058,21 @@ TransferStats download_files(ObjectStore& store, const Manifest& manifest, const
     const fs::path part_path = parts / (object.sha256 + ".part"), log_path = parts / (object.sha256 + ".log");
     notify.file_start(object.path, object.size);
     Download result;
+    const int jobs = jobs_within(options.jobs, options.memory_budget, options.part_size);
     std::string actual =
-        download_large(store, object, part_path, log_path, options.part_size, options.jobs, true, notify, result);
+        download_large(store, object, part_path, log_path, options.part_size, jobs, true, notify, result);
     // Parts an earlier run left are not trusted: when the whole does not verify, fetch it afresh.
+    // The counters then report that fetch alone, so each object's bytes count once.
     if (actual != object.sha256 && result.resumed_parts > 0) {
       Download fresh;
-      fresh.moved = result.moved;
-      actual =
-          download_large(store, object, part_path, log_path, options.part_size, options.jobs, false, notify, fresh);
+      actual = download_large(store, object, part_path, log_path, options.part_size, jobs, false, notify, fresh);
       result = fresh;
     }
     if (actual != object.sha256) throw IntegrityError(corrupt(actual));
     for (size_t i = 0; i + 1 < targets.size(); ++i)
       install_copy(part_path, object.size, parts / (object.sha256 + ".copy"), tree / targets[i]->path);
     if (::rename(part_path.c_str(), (tree / targets.back()->path).c_str()) != 0)
-      fail<DataError>("{}: cannot rename into place: {}", (tree / targets.back()->path).string(),
+      fail<DataError>("{}: cannot rename into place: {}", quoted_for_message((tree / targets.back()->path).string()),
                       std::strerror(errno));
     ::unlink(log_path.c_str());
     notify.file_done(object.path);

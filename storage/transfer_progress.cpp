@@ -9,7 +9,8 @@
 namespace recmodel::storage {
 
 TransferProgress::TransferProgress(const Console& console, std::string label)
-    : enabled_(console.progress_enabled()),
+    : console_(console),
+      enabled_(console.progress_enabled()),
       label_(std::move(label)),
       start_(std::chrono::steady_clock::now()),
       file_start_(start_),
@@ -43,6 +44,7 @@ TransferObserver TransferProgress::observer() {
     done_ = bytes;
     draw(false);
   };
+  observer.warn = [this](const std::string& message) { console_.warn("{}", message); };
   return observer;
 }
 

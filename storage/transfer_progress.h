@@ -26,6 +26,7 @@ class TransferProgress {
  private:
   void draw(bool force);
 
+  const Console& console_;
   bool enabled_;
   bool two_lines_ = false;
   bool finished_ = false;

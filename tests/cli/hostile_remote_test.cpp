@@ -12,6 +12,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
+#include <chrono>
 
 #include "common/files.h"
 #include "tests/hostile.h"
@@ -432,4 +434,337 @@ TEST_CASE("pull and push: the parent directory is fsynced after the final rename
   equals = log.find("= ", open);
   fd = log.substr(equals + 2, log.find('\n', equals) - equals - 2);
   CHECK(log.find("fsync(" + fd + ")", open) != std::string::npos);
+}
+
+// ---------------------------------------------------------------- red-team regressions
+
+namespace {
+
+// Stores a sparse object of `size` zero bytes on `nas` and lists it as m/VERSION's `path`.
+void sparse_zero_version(Remote& r, const std::string& version, const std::string& path, uint64_t size) {
+  fs::path scratch = r.dir / "zeros.tmp";
+  {
+    std::ofstream out(scratch, std::ios::binary);
+    out.seekp(static_cast<std::streamoff>(size) - 1);
+    out.put('\0');
+  }
+  std::string sha = recmodel::sha256_file(scratch);
+  fs::path object = r.dir / "nas/objects/sha256" / sha.substr(0, 2) / sha.substr(2);
+  fs::create_directories(object.parent_path());
+  fs::rename(scratch, object);
+  r.manifest(version, nlohmann::json::array({{{"path", path}, {"size", size}, {"sha256", sha}}}));
+}
+
+bool has_raw_control_byte(const std::string& text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if ((c < 0x20 && c != '\n') || c == 0x7f) return true;
+  }
+  return text.find("\xe2\x80\xae") != std::string::npos || text.find("\xe2\x80\xa8") != std::string::npos ||
+         text.find("\xc2\x9b") != std::string::npos || text.find('\xff') != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("pull: a folder that appears at --out while pulling is never replaced without --force") {
+  Remote r;
+  sparse_zero_version(r, "1", "zero.bin", uint64_t{256} << 20);
+  t::RunResult result;
+  std::thread pull([&] {
+    result = r.run({"pull", "m/1", "--from", "nas", "--out", r.out().string(), "--jobs", "1", "--part-size", "64KiB",
+                    "--multipart-threshold", "64KiB"});
+  });
+  // As soon as the pull is working (its staging folder exists), someone creates --out.
+  bool created = false;
+  for (int i = 0; i < 20000 && !created; ++i) {
+    if (!pull_leftovers(r.dir.path()).empty()) {
+      created = fs::create_directory(r.out());
+      if (created) t::write_text(r.out() / "precious.txt", "mine\n");
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  pull.join();
+  REQUIRE_MESSAGE(created, "the pull finished before --out could be created; the race was not exercised");
+  REQUIRE_REFUSED(result, 2);
+  CHECK(result.err.find("appeared while working; not replacing it") != std::string::npos);
+  CHECK(t::read_text(r.out() / "precious.txt") == "mine\n");
+  CHECK(tree(r.out()).size() == 1);
+  CHECK(pull_leftovers(r.dir.path()).empty());
+}
+
+TEST_CASE("pull: parallel pulls into one --out never lose a tree or leave staging behind") {
+  Remote r;
+  const std::map<std::string, std::string> contents = {{"big.bin", random_bytes(400000, 11)}, {"vocab.txt", "v\n"}};
+  r.honest("1", contents);
+  for (bool force : {false, true}) {
+    CAPTURE(force);
+    fs::remove_all(r.out());
+    std::vector<t::RunResult> results(4);
+    std::vector<std::thread> pulls;
+    for (size_t i = 0; i < results.size(); ++i)
+      pulls.emplace_back([&, i] {
+        std::vector<std::string> args = {"pull", "m/1", "--from", "nas", "--out", r.out().string(), "--jobs", "2"};
+        if (force) args.push_back("--force");
+        results[i] = r.run(cat(args, kSmallParts));
+      });
+    for (auto& thread : pulls) thread.join();
+    int succeeded = 0;
+    for (const auto& result : results) {
+      INFO("stderr: " << result.err);
+      if (result.exit_code == 0) {
+        ++succeeded;
+        continue;
+      }
+      // Without --force, the losers are refused: the tree already there (or appeared meanwhile) stays.
+      CHECK_FALSE(force);
+      REQUIRE_REFUSED(result, 2);
+    }
+    // Without --force exactly one tree lands; with it, each pull replaces the one before.
+    CHECK(succeeded == (force ? 4 : 1));
+    CHECK(tree(r.out()) == contents);
+    CHECK(pull_leftovers(r.dir.path()).empty());
+    for (const auto& entry : fs::directory_iterator(r.dir.path()))
+      CHECK_MESSAGE(entry.path().filename().string().find(".old-") == std::string::npos, entry.path().string());
+  }
+}
+
+TEST_CASE("pull --force never replaces a regular file at --out, and names it") {
+  Remote r;
+  r.honest("1", {{"vocab.txt", "vocab"}});
+  t::write_text(r.out(), "my notes\n");
+  auto result = r.run({"pull", "m/1", "--from", "nas", "--out", r.out().string(), "--force"});
+  REQUIRE_REFUSED(result, 2);
+  CHECK(result.err.find("is a regular file, not a directory") != std::string::npos);
+  CHECK(t::read_text(r.out()) == "my notes\n");
+  CHECK(pull_leftovers(r.dir.path()).empty());
+}
+
+TEST_CASE("pull: --out with a trailing slash stages beside it, never inside, and '.', '/' or '' is refused") {
+  Remote r;
+  const std::map<std::string, std::string> contents = {{"big.bin", random_bytes(200000, 12)}, {"vocab.txt", "v"}};
+  r.honest("1", contents);
+  for (const std::vector<std::string>& extra : {std::vector<std::string>{}, std::vector<std::string>{"--force"}}) {
+    auto result = r.run(cat(cat({"pull", "m/1", "--from", "nas", "--out", r.out().string() + "//"}, extra), kSmallParts));
+    INFO("stderr: " << result.err);
+    REQUIRE(result.exit_code == 0);
+    CHECK(tree(r.out()) == contents);  // nothing but the model inside
+    CHECK(pull_leftovers(r.dir.path()).empty());
+  }
+  for (const std::string& out : std::vector<std::string>{".", "/", "", "..", (r.dir / "x/.").string()}) {
+    CAPTURE(out);
+    auto result = r.run({"pull", "m/1", "--from", "nas", "--out", out, "--force"});
+    REQUIRE_REFUSED(result, 2);
+    CHECK(result.err.find("names no new directory") != std::string::npos);
+  }
+}
+
+TEST_CASE("pull: --jobs 256 with small parts stays within the memory limit, never a signal") {
+  Remote r;
+  const std::string big = random_bytes(8 << 20, 13);
+  r.honest("1", {{"big.bin", big}, {"b.bin", random_bytes(3 << 20, 14)}, {"c.bin", random_bytes(3 << 20, 15)}});
+  for (const auto& parts : {std::vector<std::string>{}, kSmallParts,
+                            std::vector<std::string>{"--part-size", "64MiB", "--multipart-threshold", "1MiB"}}) {
+    fs::remove_all(r.out());
+    auto result = r.run(cat({"pull", "m/1", "--from", "nas", "--out", r.out().string(), "--jobs", "256"}, parts));
+    INFO("stderr: " << result.err);
+    CHECK(result.err.find("terminate called") == std::string::npos);
+    REQUIRE(result.exit_code == 0);
+    CHECK(t::read_text(r.out() / "big.bin") == big);
+  }
+}
+
+TEST_CASE("pull: a hard link planted in a resumed staging folder never reaches --out or is written through") {
+  Remote r;
+  const std::string big = random_bytes(300000, 16), small = "small file\n";
+  std::string text = r.honest("1", {{"big.bin", big}, {"small", small}});
+  StagingNames staging = staging_names(r.out(), text);
+  fs::remove_all(staging.legacy);
+  // A victim outside --out with the right contents, hard-linked as a finished file...
+  t::write_text(r.dir / "victim2", small);
+  fs::create_hard_link(r.dir / "victim2", staging.current / "files/small");
+  // ...and one of the right size hard-linked as the .part, its log claiming chunk 0 is done.
+  const std::string victim_text(big.size(), 'v');
+  t::write_text(r.dir / "victim.bin", victim_text);
+  std::string big_sha = recmodel::sha256_hex(big);
+  fs::create_hard_link(r.dir / "victim.bin", staging.current / "parts" / (big_sha + ".part"));
+  t::write_text(staging.current / "parts" / (big_sha + ".log"), "recmodel-pull-chunks 65536 300000\n0\n");
+
+  auto result = r.run(cat({"pull", "m/1", "--from", "nas", "--out", r.out().string()}, kSmallParts));
+  INFO("stderr: " << result.err);
+  REQUIRE(result.exit_code == 0);
+  CHECK(t::read_text(r.dir / "victim.bin") == victim_text);  // never written through the link
+  CHECK(tree(r.out()) == std::map<std::string, std::string>{{"big.bin", big}, {"small", small}});
+  struct stat victim_st, out_st;
+  REQUIRE(::stat((r.dir / "victim2").c_str(), &victim_st) == 0);
+  for (const char* name : {"small", "big.bin"}) {
+    REQUIRE(::lstat((r.out() / name).c_str(), &out_st) == 0);
+    CHECK(S_ISREG(out_st.st_mode));
+    CHECK(out_st.st_nlink == 1);
+    CHECK(out_st.st_ino != victim_st.st_ino);
+  }
+  CHECK(victim_st.st_nlink == 1);
+  CHECK(pull_leftovers(r.dir.path()).empty());
+}
+
+TEST_CASE("sync: a corrupt object already on the destination is copied again, not reported as there") {
+  Remote r;
+  r.honest("1", {{"a.txt", "hello"}, {"b.txt", "second"}});
+  std::string sha = recmodel::sha256_hex("hello"), sha_b = recmodel::sha256_hex("second");
+  fs::path planted = r.dir / "cloud/objects/sha256" / sha.substr(0, 2) / sha.substr(2);
+  fs::path short_one = r.dir / "cloud/objects/sha256" / sha_b.substr(0, 2) / sha_b.substr(2);
+  t::write_text(planted, "jello");  // right size, wrong bytes
+  t::write_text(short_one, "sec");  // wrong size
+  auto result = r.run({"--json", "sync", "m/1", "--from", "nas", "--to", "cloud"});
+  INFO("stderr: " << result.err);
+  REQUIRE(result.exit_code == 0);
+  auto document = nlohmann::json::parse(result.out);
+  CHECK(document["skipped_objects"] == 0);
+  CHECK(document["transferred_objects"] == 2);
+  CHECK(document["replaced_objects"] == 2);
+  CHECK(result.err.find("recmodel: warning: " + planted.string() + " is corrupt") != std::string::npos);
+  CHECK(result.err.find("recmodel: warning: " + short_one.string() + " holds 3 bytes") != std::string::npos);
+  CHECK(t::read_text(planted) == "hello");
+  CHECK(t::read_text(short_one) == "second");
+  auto pulled = r.run({"pull", "m/1", "--from", "cloud", "--out", r.out().string()});
+  INFO("pull stderr: " << pulled.err);
+  CHECK(pulled.exit_code == 0);
+  // Verified objects count as there, once.
+  auto again = r.run({"sync", "m/1", "--from", "nas", "--to", "cloud"});
+  CHECK(again.exit_code == 0);
+  CHECK(again.out.find("copied 0 of 2 objects (0 B); 2 already there (11 B)") != std::string::npos);
+  CHECK(again.err.empty());
+}
+
+TEST_CASE("ls: one unreadable manifest is a warning and the good versions are still listed") {
+  Remote r;
+  std::string sha = r.object("x");
+  r.manifest("1", nlohmann::json::array({{{"path", "a"}, {"size", 1}, {"sha256", sha}}}));
+  r.manifest("2", nlohmann::json::array({{{"path", "a"}, {"size", 1}, {"sha256", sha}}}));
+  t::write_text(r.dir / "nas/models/m/3.json", "garbage\x1b]0;title\x07");
+  t::write_text(r.dir / "nas/models/evil\x1b[2Jname/1.json", "{}");
+  t::write_text(r.dir / "nas/models/m/4\x1b[5m.json", "{}");
+  fs::copy_file(r.dir / "nas/models/m/1.json", r.dir / "nas/models/m/9.json");  // names m/1
+  auto result = r.run({"ls", "nas"});
+  INFO("stderr: " << result.err);
+  CHECK(result.exit_code == 0);
+  CHECK(t::error_line_count(result.err) == 0);
+  CHECK(result.out.find("m/1 ") != std::string::npos);
+  CHECK(result.out.find("m/2 ") != std::string::npos);
+  CHECK(result.out.find("m/9") == std::string::npos);
+  size_t warnings = 0;
+  for (size_t at = result.err.find("recmodel: warning:"); at != std::string::npos;
+       at = result.err.find("recmodel: warning:", at + 1))
+    ++warnings;
+  CHECK(warnings == 4);
+  CHECK(result.err.find("the manifest names m/1, not m/9") != std::string::npos);
+  CHECK_FALSE(has_raw_control_byte(result.err));
+  CHECK_FALSE(has_raw_control_byte(result.out));
+  auto json = r.run({"--json", "ls", "nas"});
+  REQUIRE(json.exit_code == 0);
+  auto document = nlohmann::json::parse(json.out);
+  CHECK(document["versions"].size() == 2);
+  CHECK(document["unreadable"].size() == 4);
+}
+
+TEST_CASE("ls: a manifest naming another version than its key is refused as pull refuses it") {
+  Remote r;
+  r.honest("1", {{"a", "x"}});
+  fs::copy_file(r.dir / "nas/models/m/1.json", r.dir / "nas/models/m/9.json");
+  auto listed = r.run({"ls", "nas", "m/9"});
+  REQUIRE_REFUSED(listed, 6);
+  CHECK(listed.err.find("the manifest names m/1, not m/9") != std::string::npos);
+  REQUIRE_REFUSED(r.run({"pull", "m/9", "--from", "nas", "--out", r.out().string()}), 6);
+}
+
+TEST_CASE("sync and ls: an unsafe manifest path is refused without mentioning --out, which they do not have") {
+  Remote r;
+  std::string sha = r.object("x");
+  r.manifest("1", nlohmann::json::array({{{"path", "../x"}, {"size", 1}, {"sha256", sha}}}));
+  r.manifest("2", nlohmann::json::array({{{"path", "/etc/x"}, {"size", 1}, {"sha256", sha}}}));
+  for (const std::string& version : {"1", "2"})
+    for (const auto& args : {std::vector<std::string>{"sync", "m/" + version, "--from", "nas", "--to", "cloud"},
+                             std::vector<std::string>{"ls", "nas", "m/" + version}}) {
+      CAPTURE(args[0]);
+      auto result = r.run(args);
+      REQUIRE_REFUSED(result, 3);
+      CHECK(result.err.find("--out") == std::string::npos);
+      CHECK(result.err.find("refusing to write outside the destination") != std::string::npos);
+    }
+}
+
+TEST_CASE("pull: a path too long once under the staging folder is refused before anything is created, cut short") {
+  Remote r;
+  std::string sha = r.object("x");
+  std::string deep;
+  while (deep.size() < 4070) deep += "d/";
+  deep += "f";  // under 4096 bytes, over PATH_MAX with the staging prefix
+  r.manifest("1", nlohmann::json::array({{{"path", deep}, {"size", 1}, {"sha256", sha}}}));
+  std::string wide;
+  for (int i = 0; i < 31; ++i) wide += std::string(130, 'w') + "/";
+  wide += "f";  // 31 long names: few levels, under 4096 bytes, over PATH_MAX with the staging prefix
+  r.manifest("2", nlohmann::json::array({{{"path", wide}, {"size", 1}, {"sha256", sha}}}));
+  std::string nested;
+  for (int i = 0; i < 200; ++i) nested += "n/";
+  nested += "f";  // short, but 200 folders deep
+  r.manifest("3", nlohmann::json::array({{{"path", nested}, {"size", 1}, {"sha256", sha}}}));
+  for (const std::string& version : {"1", "2", "3"}) {
+    CAPTURE(version);
+    auto result = r.run({"pull", "m/" + version, "--from", "nas", "--out", r.out().string()});
+    REQUIRE_REFUSED(result, 3);
+    CHECK(result.err.size() < 800);  // the path is cut, never printed whole
+    CHECK_FALSE(fs::exists(r.out()));
+    CHECK(pull_leftovers(r.dir.path()).empty());
+  }
+}
+
+TEST_CASE("pull: bidi overrides and line separators (U+202E, U+2028) in manifest paths are refused, never raw") {
+  Remote r;
+  std::string sha = r.object("x");
+  const std::vector<std::string> evil = {"a\xe2\x80\xae" "txt.exe", "line\xe2\x80\xa8sep.txt", "\xe2\x81\xa6iso.txt"};
+  for (size_t i = 0; i < evil.size(); ++i) {
+    CAPTURE(i);
+    std::string version = std::to_string(i + 1);
+    r.manifest(version, nlohmann::json::array({{{"path", evil[i]}, {"size", 1}, {"sha256", sha}}}));
+    auto result = r.run({"pull", "m/" + version, "--from", "nas", "--out", r.out().string()});
+    REQUIRE_REFUSED(result, 3);
+    CHECK(result.err.find("(a control character)") != std::string::npos);
+    CHECK_FALSE(has_raw_control_byte(result.err));
+    CHECK(result.err.find("\xe2\x81\xa6") == std::string::npos);
+  }
+  CHECK_FALSE(fs::exists(r.out()));
+}
+
+TEST_CASE("pull: a manifest that is not JSON is refused without echoing its invalid UTF-8 or control bytes") {
+  Remote r;
+  t::write_text(r.dir / "nas/models/m/1.json", std::string("{\"format\": \"\xff\xfe\x1b[2J\x9b\x80 broken"));
+  auto result = r.run({"pull", "m/1", "--from", "nas", "--out", r.out().string()});
+  REQUIRE_REFUSED(result, 3);
+  CHECK_FALSE(has_raw_control_byte(result.err));
+  for (char c : result.err) CHECK(static_cast<unsigned char>(c) != 0x9b);
+}
+
+TEST_CASE("pull: a re-fetched object's bytes are counted once, and one object is singular") {
+  Remote r;
+  const std::string big = random_bytes(300000, 17);
+  std::string text = r.honest("1", {{"big.bin", big}});
+  StagingNames staging = staging_names(r.out(), text);
+  fs::remove_all(staging.legacy);
+  // A .part of the right size whose log claims chunks 0 and 1, with the wrong bytes there: the rest is
+  // fetched, the whole is rejected, and all of it is fetched again. Only that last fetch counts.
+  std::string big_sha = recmodel::sha256_hex(big);
+  t::write_text(staging.current / "parts" / (big_sha + ".part"), std::string(big.size(), 'w'));
+  t::write_text(staging.current / "parts" / (big_sha + ".log"), "recmodel-pull-chunks 65536 300000\n0\n1\n");
+  auto result = r.run(cat({"--json", "pull", "m/1", "--from", "nas", "--out", r.out().string()}, kSmallParts));
+  INFO("stderr: " << result.err);
+  REQUIRE(result.exit_code == 0);
+  auto document = nlohmann::json::parse(result.out);
+  CHECK(document["transferred_bytes"] == big.size());
+  CHECK(document["transferred_objects"] == 1);
+  CHECK(tree(r.out()) == std::map<std::string, std::string>{{"big.bin", big}});
+  fs::remove_all(r.out());
+  auto human = r.run({"pull", "m/1", "--from", "nas", "--out", r.out().string()});
+  REQUIRE(human.exit_code == 0);
+  CHECK(human.out.find(": 1 file, 300.0 kB, SHA-256 verified") != std::string::npos);
+  CHECK(human.out.find("downloaded 300.0 kB (1 object)\n") != std::string::npos);
 }

@@ -86,3 +86,83 @@ TEST_CASE("parallel_ranges covers every index once and rethrows a worker's error
                     }),
                     "bad row");
 }
+
+TEST_CASE("StagingDir --force replaces a directory or a link but refuses a regular file, even the input") {
+  namespace fs = std::filesystem;
+  t::TempDir dir;
+  t::write_text(dir / "input.csv", "text,label\n");
+  CHECK_THROWS_WITH_AS(StagingDir(dir / "input.csv", /*replace=*/true),
+                       doctest::Contains("input.csv: is a regular file, not a directory"), recmodel::UsageError);
+  CHECK(t::read_text(dir / "input.csv") == "text,label\n");
+  // A file that appears at the final path while working is not replaced either.
+  {
+    StagingDir staging(dir / "model", /*replace=*/true);
+    t::write_text(staging.path() / "w.bin", "w");
+    t::write_text(dir / "model", "appeared");
+    CHECK_THROWS_AS(staging.commit(), recmodel::UsageError);
+  }
+  CHECK(t::read_text(dir / "model") == "appeared");
+  // A link is replaced, never followed: its target keeps its contents.
+  fs::create_directories(dir / "elsewhere");
+  t::write_text(dir / "elsewhere/keep.txt", "keep");
+  fs::create_directory_symlink(dir / "elsewhere", dir / "linked");
+  {
+    StagingDir staging(dir / "linked", /*replace=*/true);
+    t::write_text(staging.path() / "new.txt", "new");
+    staging.commit();
+  }
+  CHECK_FALSE(fs::is_symlink(dir / "linked"));
+  CHECK(t::read_text(dir / "linked/new.txt") == "new");
+  CHECK(t::read_text(dir / "elsewhere/keep.txt") == "keep");
+}
+
+TEST_CASE("StagingDir with a trailing slash stages beside the final path, never inside it") {
+  namespace fs = std::filesystem;
+  t::TempDir dir;
+  for (bool replace : {false, true}) {
+    CAPTURE(replace);
+    {
+      StagingDir staging((dir / "new").string() + "//", replace);
+      CHECK(staging.path().parent_path() == dir.path());
+      if (!replace) CHECK_FALSE(fs::exists(dir / "new"));
+      t::write_text(staging.path() / "f.txt", "f");
+      staging.commit();
+    }
+    CHECK(t::read_text(dir / "new/f.txt") == "f");
+    CHECK(std::distance(fs::directory_iterator(dir / "new"), fs::directory_iterator()) == 1);
+    CHECK(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()) == 1);
+  }
+  for (const std::string& bad :
+       std::vector<std::string>{".", "/", "", "..", "//", (dir / "x/..").string(), (dir / "x/./").string()}) {
+    CAPTURE(bad);
+    CHECK_THROWS_WITH_AS(StagingDir(bad, true), doctest::Contains("names no new directory"), recmodel::UsageError);
+  }
+  CHECK(recmodel::directory_to_create("a/b///") == std::filesystem::path("a/b"));
+}
+
+TEST_CASE("commit_directory never replaces what appeared meanwhile without replace, and swaps it out with it") {
+  namespace fs = std::filesystem;
+  t::TempDir dir;
+  fs::create_directories(dir / "staged");
+  t::write_text(dir / "staged/new.txt", "new");
+  fs::create_directories(dir / "final");  // an empty directory: rename(2) alone would replace it
+  CHECK_THROWS_WITH_AS(recmodel::commit_directory(dir / "staged", dir / "final", false),
+                       doctest::Contains("appeared while working"), recmodel::UsageError);
+  CHECK(fs::is_empty(dir / "final"));
+  CHECK(fs::exists(dir / "staged/new.txt"));
+  t::write_text(dir / "final/old.txt", "old");
+  recmodel::commit_directory(dir / "staged", dir / "final", true);
+  CHECK(t::read_text(dir / "final/new.txt") == "new");
+  CHECK_FALSE(fs::exists(dir / "final/old.txt"));
+  CHECK_FALSE(fs::exists(dir / "staged"));  // the old tree, swapped out, is removed
+  CHECK(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()) == 1);
+}
+
+TEST_CASE("write_file_atomic refuses a path with a trailing slash instead of writing inside a directory") {
+  t::TempDir dir;
+  std::filesystem::create_directories(dir / "v");
+  CHECK_THROWS_WITH_AS(recmodel::write_file_atomic((dir / "v").string() + "/", "x"),
+                       doctest::Contains("names a directory, not a file"), recmodel::UsageError);
+  CHECK(std::filesystem::is_empty(dir / "v"));
+  CHECK_THROWS_AS(recmodel::write_file_atomic(dir / ".", "x"), recmodel::UsageError);
+}
