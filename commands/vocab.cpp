@@ -8,6 +8,7 @@
 #include "cli/progress.h"
 #include "common/error.h"
 #include "common/files.h"
+#include "common/text.h"
 #include "tokenizer/vocab_builder.h"
 
 namespace recmodel {
@@ -29,6 +30,11 @@ void validate(const VocabOptions& options, size_t reserved) {
       fail<DataError>("{}: is a directory; --input takes text files, one document per line", input);
   }
   if (stdin_inputs > 1) fail<UsageError>("--input - (stdin) can be given only once");
+  // Checked before the corpus is read, and before any parent folder is made for it.
+  const fs::path out(options.out);
+  if (!out.has_filename() || out.filename() == "." || out.filename() == "..")
+    fail<UsageError>("--out {}: names a directory; give the vocabulary file to write (e.g. {})",
+                     quoted_for_message(options.out), quoted_for_message((out.parent_path() / "vocab.txt").string()));
   if (options.size <= reserved)
     fail<UsageError>("--size {} leaves no room beyond the {} special tokens and --unused slots; ask for more "
                      "(BERT's own vocabulary has 30522)",

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/hostile.h"
 #include "tests/support.h"
 
 namespace t = recmodel::testing;
@@ -165,4 +166,15 @@ TEST_CASE("vocab: flags are checked by the parser") {
   auto no_out = t::run_recmodel({"vocab", "--input", (dir / "corpus.txt").string()});
   CHECK(no_out.exit_code == 2);
   CHECK(no_out.err.find("--out") != std::string::npos);
+}
+
+TEST_CASE("regression: vocab --out with a trailing slash is refused before anything is created") {
+  t::TempDir dir;
+  t::write_text(dir / "corpus.txt", kCorpus);
+  const std::string out = (dir / "v").string() + "/";
+  auto result = t::run_recmodel({"vocab", "--input", (dir / "corpus.txt").string(), "--out", out});
+  REQUIRE_REFUSED(result, 2);
+  CHECK(result.err == "recmodel: error: --out '" + out + "': names a directory; give the vocabulary file to write "
+                      "(e.g. '" + (dir / "v" / "vocab.txt").string() + "')\n");
+  CHECK_FALSE(fs::exists(dir / "v"));
 }
