@@ -11,6 +11,7 @@
 #include "cli/suggest.h"
 #include "commands/tokenizer_source.h"
 #include "common/error.h"
+#include "common/text.h"
 #include "data/labels.h"
 #include "data/preprocess.h"
 
@@ -20,6 +21,7 @@ namespace {
 
 // Per-label columns in the summary table up to this many labels; beyond, just the names.
 constexpr size_t kLabelColumns = 6;
+constexpr size_t kLabelColumnBytes = 40;  // of a label shown in the summary
 
 // The command line as typed; run_preprocess turns it into a data::PreprocessConfig. Defaults
 // come from PreprocessConfig so --help, the manifest and the library agree.
@@ -141,13 +143,14 @@ void print_summary(std::FILE* out, const nlohmann::ordered_json& m, const std::s
   }
   fmt::print(out, "\n");
 
+  // Labels come from the data: shown with printable(), so none can drive the terminal.
   const bool label_columns = classification && labels.size() <= kLabelColumns;
   size_t width = 8;
   if (label_columns)
-    for (const auto& label : labels) width = std::max(width, label.size());
+    for (const auto& label : labels) width = std::max(width, printable(label, kLabelColumnBytes).size());
   std::string header = fmt::format("  {:<6} {:>9}", "split", "examples");
   if (label_columns)
-    for (const auto& label : labels) header += fmt::format(" {:>{}}", label, width);
+    for (const auto& label : labels) header += fmt::format(" {:>{}}", printable(label, kLabelColumnBytes), width);
   if (!classification) header += fmt::format(" {:>12}", "mean target");
   fmt::print(out, "{}\n", header);
   for (const char* name : {"train", "dev", "test"}) {
@@ -162,7 +165,7 @@ void print_summary(std::FILE* out, const nlohmann::ordered_json& m, const std::s
   }
   if (classification && !label_columns) {
     std::string names;
-    for (size_t i = 0; i < labels.size() && i < 20; ++i) names += (i ? ", " : "") + labels[i];
+    for (size_t i = 0; i < labels.size() && i < 20; ++i) names += (i ? ", " : "") + printable(labels[i], kLabelColumnBytes);
     if (labels.size() > 20) names += ", ...";
     fmt::print(out, "  labels: {}\n", names);
   }

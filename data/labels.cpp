@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "data/cleaning.h"
 
 namespace recmodel::data {
@@ -117,11 +118,11 @@ std::optional<float> parse_target(std::string_view text, std::string& why) {
   double value = 0;
   auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
   if (!is_decimal_number(text) || ec == std::errc::invalid_argument || end != number.data() + number.size()) {
-    why = fmt::format("target \"{}\" is not a number", text);
+    why = fmt::format("target {} is not a number", quoted_for_message(text));
     return std::nullopt;
   }
   if (ec == std::errc::result_out_of_range || !std::isfinite(value) || std::fabs(value) > FLT_MAX) {
-    why = fmt::format("target \"{}\" is out of range for a 32-bit float", text);
+    why = fmt::format("target {} is out of range for a 32-bit float", quoted_for_message(text));
     return std::nullopt;
   }
   return static_cast<float>(value);

@@ -19,6 +19,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/text.h"
 #include "data/cleaning.h"
 #include "data/dedup.h"
 #include "data/hashing.h"
@@ -269,6 +270,9 @@ bool Pipeline::read_batch(Batch& batch) {
       continue;
     }
     row.file = current_input_;
+    // Every byte the row holds counts, unused columns too, so wide rows make smaller batches.
+    bytes += row.record.raw_line.size();
+    for (const auto& field : row.record.fields) bytes += field.size();
     for (const auto& value : row.record.values) bytes += value.size();
     ++batch.count;
   }
@@ -312,7 +316,8 @@ void Pipeline::process(Row& row) const {
       // Only a fixed map is read here: an open one is being extended by spool() meanwhile.
       row.fixed_label = labels_.find(label);
       if (row.fixed_label < 0) {
-        row.problem = fmt::format("unknown label \"{}\"; --labels allows {}", label, join(config_.labels, ", ", 10));
+        row.problem =
+            fmt::format("unknown label {}; --labels allows {}", quoted_for_message(label), join(config_.labels, ", ", 10));
         return;
       }
     }
@@ -428,7 +433,7 @@ void Pipeline::spool(Batch& batch) {
 }
 
 std::string Pipeline::label_text(uint32_t bits) const {
-  if (config_.task == Task::classification) return fmt::format("\"{}\"", labels_.label(static_cast<int32_t>(bits)));
+  if (config_.task == Task::classification) return quoted_for_message(labels_.label(static_cast<int32_t>(bits)));
   float value;
   std::memcpy(&value, &bits, 4);
   return fmt::format("{}", value);
@@ -763,14 +768,15 @@ PreprocessResult Pipeline::run() {
   }
   if (config_.task == Task::classification) {
     if (labels.size() == 1)
-      w.push_back(fmt::format("only one label (\"{}\") in the data; a classifier needs two or more", labels[0]));
+      w.push_back(fmt::format("only one label ({}) in the data; a classifier needs two or more",
+                              quoted_for_message(labels[0])));
     if (labels_.fixed()) {
       for (const std::string& name : labels) {
         uint64_t count = 0;
         int32_t id = labels_.find(name);
         for (const auto& counts : label_counts_)
           if (static_cast<size_t>(id) < counts.size()) count += counts[id];
-        if (count == 0) w.push_back(fmt::format("label \"{}\" from --labels has no rows", name));
+        if (count == 0) w.push_back(fmt::format("label {} from --labels has no rows", quoted_for_message(name)));
       }
     }
   }

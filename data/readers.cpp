@@ -6,10 +6,13 @@
 #include <cstring>
 #include <deque>
 
+#include <sys/stat.h>
+
 #include <fmt/format.h>
 
 #include "common/error.h"
 #include "common/json.h"
+#include "common/text.h"
 #include "tokenizer/unicode.h"
 
 namespace recmodel::data {
@@ -28,7 +31,7 @@ std::string list_names(const std::vector<std::string>& names) {
   std::string out;
   for (size_t i = 0; i < names.size() && i < 20; ++i) {
     if (i) out += ", ";
-    out += names[i];
+    out += quoted_for_message(names[i], 60);
   }
   if (names.size() > 20) out += fmt::format(", ... ({} in all)", names.size());
   return out;
@@ -45,13 +48,14 @@ void check_utf8(Record& record, const std::vector<std::string>& columns) {
   for (size_t i = 0; i < record.values.size(); ++i) {
     size_t bad = unicode::find_invalid_utf8(record.values[i]);
     if (bad != std::string_view::npos) {
-      record.problem = fmt::format("invalid UTF-8 in column \"{}\" at byte {}", columns[i], bad + 1);
+      record.problem = fmt::format("invalid UTF-8 in column {} at byte {}", quoted_for_message(columns[i]), bad + 1);
       return;
     }
   }
 }
 
-// Chunked reading of a file with BOM removal and a byte count.
+// Chunked reading of a file with BOM removal, a byte count and, for a regular file, going
+// back to an earlier offset.
 class ChunkedFile {
  public:
   explicit ChunkedFile(const fs::path& path) : path_(path) {
@@ -60,31 +64,53 @@ class ChunkedFile {
     if (fs::is_directory(path, ec)) fail<DataError>("{}: is a directory, expected a data file", path.string());
     file_ = std::fopen(path.c_str(), "rb");
     if (!file_) fail<DataError>("{}: cannot open: {}", path.string(), std::strerror(errno));
+    struct stat info {};
+    seekable_ = ::fstat(::fileno(file_), &info) == 0 && S_ISREG(info.st_mode);
     buffer_.resize(kChunkBytes);
   }
   ~ChunkedFile() {
     if (file_) std::fclose(file_);
   }
 
-  // Returns the next chunk (empty at the end of the file).
+  // Returns the next chunk (empty at the end of the file); chunk_offset() is where it starts.
   std::string_view read() {
     size_t n = std::fread(buffer_.data(), 1, buffer_.size(), file_);
     if (n == 0 && std::ferror(file_)) fail<DataError>("{}: read error: {}", path_.string(), std::strerror(errno));
-    bytes_read_ += n;
+    chunk_offset_ = position_;
+    position_ += n;
+    bytes_read_ = std::max(bytes_read_, position_);
     std::string_view chunk(buffer_.data(), n);
     if (first_) {
       first_ = false;
-      if (chunk.substr(0, 3) == "\xEF\xBB\xBF") chunk.remove_prefix(3);
+      if (chunk.substr(0, 3) == "\xEF\xBB\xBF") {
+        chunk.remove_prefix(3);
+        chunk_offset_ += 3;
+      }
     }
     return chunk;
   }
+  // The file offset of the first byte of the chunk read() returned last.
+  uint64_t chunk_offset() const { return chunk_offset_; }
+  // Whether seek() works: a regular file, not a pipe.
+  bool seekable() const { return seekable_; }
+  // Makes the next read() start at `offset`, which an earlier chunk_offset() gave.
+  void seek(uint64_t offset) {
+    if (::fseeko(file_, static_cast<off_t>(offset), SEEK_SET) != 0)
+      fail<DataError>("{}: cannot seek: {}", path_.string(), std::strerror(errno));
+    position_ = chunk_offset_ = offset;
+    first_ = offset == 0;
+  }
+  // Bytes of the file read so far (reading again after seek() does not count twice).
   uint64_t bytes_read() const { return bytes_read_; }
   const fs::path& path() const { return path_; }
 
  private:
   fs::path path_;
   std::FILE* file_ = nullptr;
+  bool seekable_ = false;
   std::vector<char> buffer_;
+  uint64_t position_ = 0;      // file offset of the next byte fread returns
+  uint64_t chunk_offset_ = 0;  // file offset of the last chunk's first byte
   uint64_t bytes_read_ = 0;
   bool first_ = true;
 };
@@ -150,6 +176,7 @@ struct PhysicalLine {
   std::string text;
   std::string end;  // "\n", "\r\n", "\r", or "" for a last line without one
   uint64_t number = 0;
+  uint64_t next_offset = 0;  // file offset where the line after this one starts
 };
 
 // Splits a file into physical lines. A line ends at "\n", "\r\n" or a lone "\r", so files
@@ -158,6 +185,25 @@ class LineSplitter {
  public:
   // `hint` ends the message for a line longer than RecordReader::kMaxRecordBytes.
   LineSplitter(ChunkedFile& file, const char* hint) : file_(file), hint_(hint) {}
+
+  // Whether rewind() works (the file is a regular file).
+  bool can_rewind() const { return file_.seekable(); }
+  // Makes the next line the one after `line`, which this splitter returned earlier. Within the
+  // chunk at hand nothing is read again, so rows that fail one after another cost no more than
+  // reading them; only a record that began in an earlier chunk makes the file seek back.
+  void rewind(const PhysicalLine& line) {
+    const uint64_t start = file_.chunk_offset();
+    if (line.next_offset >= start && line.next_offset - start <= chunk_.size()) {
+      pos_ = static_cast<size_t>(line.next_offset - start);
+    } else {
+      file_.seek(line.next_offset);
+      chunk_ = std::string_view();
+      pos_ = 0;
+      eof_ = false;
+    }
+    line_ = line.number;
+    pending_cr_ = false;
+  }
 
   // Reads the next line into `line`; returns false at the end of the file.
   bool next(PhysicalLine& line) {
@@ -174,6 +220,7 @@ class LineSplitter {
           if (pending_cr_) line.end = "\r";
           pending_cr_ = false;
           line.number = ++line_;
+          line.next_offset = file_.chunk_offset() + pos_;
           return true;
         }
       }
@@ -186,6 +233,7 @@ class LineSplitter {
           line.end = "\r";
         }
         line.number = ++line_;
+        line.next_offset = file_.chunk_offset() + pos_;
         return true;
       }
       size_t stop = chunk_.find_first_of("\r\n", pos_);
@@ -211,6 +259,7 @@ class LineSplitter {
         line.end = "\r";
       }
       line.number = ++line_;
+      line.next_offset = file_.chunk_offset() + pos_;
       return true;
     }
   }
@@ -239,7 +288,10 @@ class LineSplitter {
 //   properly (text after its closing quote on a later line, or no closing quote before the end
 //   of the file) is rejected at the line where it starts, and the lines after that one are read
 //   again as rows of their own. A quoted field may span lines only up to
-//   RecordReader::kMaxRecordBytes; beyond, the file is refused (exit 3) naming the line.
+//   RecordReader::kMaxRecordBytes; a record that grows past it is rejected the same way (the
+//   quote is taken as one that never closes). The lines are read again from the file, so memory
+//   stays at one record whatever follows the quote; only a pipe, which cannot be read twice,
+//   keeps them in memory, and there a record past the bound refuses the file (exit 3).
 // Spaces around unquoted fields are trimmed (tabs too in CSV), as libcsv did.
 class DelimitedSource final : public RecordReader::Source {
  public:
@@ -266,12 +318,12 @@ class DelimitedSource final : public RecordReader::Source {
     for (const std::string& column : columns_) {
       auto found = std::find(names.begin(), names.end(), column);
       if (found == names.end())
-        fail<DataError>("{}:{}: no column \"{}\" in the header (columns: {}); name the right one with the "
+        fail<DataError>("{}:{}: no column {} in the header (columns: {}); name the right one with the "
                         "--*-column options",
-                        path.string(), line, column, list_names(names));
+                        path.string(), line, quoted_for_message(column), list_names(names));
       if (std::find(found + 1, names.end(), column) != names.end())
-        fail<DataError>("{}:{}: the header names column \"{}\" twice; rename one of them", path.string(), line,
-                        column);
+        fail<DataError>("{}:{}: the header names column {} twice; rename one of them", path.string(), line,
+                        quoted_for_message(column));
       indices_.push_back(static_cast<size_t>(found - names.begin()));
     }
   }
@@ -301,7 +353,7 @@ class DelimitedSource final : public RecordReader::Source {
 
  private:
   // How a record whose quoted field spans lines went wrong; the lines it took are read again.
-  enum class Failure { none, unterminated, text_after_quote };
+  enum class Failure { none, unterminated, text_after_quote, too_long };
 
   // Returns the next physical line: one given back by a rejected record first, else the file's.
   bool take_line(PhysicalLine& line) {
@@ -337,7 +389,12 @@ class DelimitedSource final : public RecordReader::Source {
     size_t quoted_field = 0;     // 1-based number of the field whose quote is open
     size_t bytes = 0;
     State state = State::field_start;
-    std::deque<PhysicalLine> taken;  // lines after the first that the record went on to
+    // The lines after the first that the record went on to: kept only when the file cannot be
+    // read again (a pipe); otherwise `current` holds the last one and `last_taken` counts.
+    std::deque<PhysicalLine> taken;
+    PhysicalLine current;
+    uint64_t last_taken = 0;  // number of the last line taken after the first; 0: none
+    const bool keep_lines = !lines_.can_rewind();
     const PhysicalLine* line = &first;
     for (;;) {
       for (char c : line->text) {
@@ -381,7 +438,7 @@ class DelimitedSource final : public RecordReader::Source {
             } else if (is_space(c)) {
               state = State::after_quoted;
             } else {
-              reject(record, first, taken, Failure::text_after_quote, line->number, quoted_field);
+              reject(record, first, taken, last_taken, Failure::text_after_quote, line->number, quoted_field);
               return;
             }
             break;
@@ -389,40 +446,60 @@ class DelimitedSource final : public RecordReader::Source {
       }
       if (state != State::quoted) break;
       // The quoted field goes on past the line end.
-      if (first.number < replay_until_ && taken.empty()) {
+      if (first.number < replay_until_ && last_taken == 0) {
         // These lines were read before inside a quoted field that failed; from the same state
         // the same input fails the same way, so this record is rejected without reading on.
-        reject(record, first, taken, failure_, failure_line_, quoted_field);
+        reject(record, first, taken, last_taken, failure_, failure_line_, quoted_field);
         return;
       }
       if (line->end.empty()) {
-        reject(record, first, taken, Failure::unterminated, line->number, quoted_field);
+        reject(record, first, taken, last_taken, Failure::unterminated, line->number, quoted_field);
         return;
       }
       field += line->end;
       bytes += line->text.size() + line->end.size();
-      if (bytes > RecordReader::kMaxRecordBytes)
-        fail<DataError>("{}:{}: a record longer than {} MiB starts here; is a quoted field missing its closing quote?",
-                        file_.path().string(), first.number, RecordReader::kMaxRecordBytes >> 20);
-      PhysicalLine next;
-      if (!take_line(next)) {
-        reject(record, first, taken, Failure::unterminated, line->number, quoted_field);
+      if (bytes > RecordReader::kMaxRecordBytes) {
+        if (keep_lines)
+          fail<DataError>("{}:{}: a record longer than {} MiB starts here; is a quoted field missing its closing "
+                          "quote?",
+                          file_.path().string(), first.number, RecordReader::kMaxRecordBytes >> 20);
+        reject(record, first, taken, last_taken, Failure::too_long, line->number, quoted_field);
         return;
       }
-      taken.push_back(std::move(next));
-      line = &taken.back();
+      PhysicalLine next;
+      if (!take_line(next)) {
+        reject(record, first, taken, last_taken, Failure::unterminated, line->number, quoted_field);
+        return;
+      }
+      last_taken = next.number;
+      if (keep_lines) {
+        taken.push_back(std::move(next));
+        line = &taken.back();
+      } else {
+        current = std::move(next);
+        line = &current;
+      }
       record.last_line = line->number;
     }
     if (state == State::unquoted) field.resize(field.size() - trailing_spaces);
     fields.push_back(std::move(field));
   }
 
-  // Rejects the record that starts at `first` for broken quoting, and gives the lines it took
-  // after its first back, to be read again as records of their own.
-  void reject(Record& record, PhysicalLine& first, std::deque<PhysicalLine>& taken, Failure failure, uint64_t at,
-              size_t quoted_field) {
-    const bool more_lines = !taken.empty() || first.number < replay_until_;
-    if (failure == Failure::unterminated) {
+  // Rejects the record that starts at `first` for broken quoting, and has the lines it took
+  // after its first (up to line `last_taken`) read again as records of their own: from the file
+  // when it can be read again, else from `taken`.
+  void reject(Record& record, PhysicalLine& first, std::deque<PhysicalLine>& taken, uint64_t last_taken,
+              Failure failure, uint64_t at, size_t quoted_field) {
+    const bool more_lines = last_taken != 0 || first.number < replay_until_;
+    if (failure == Failure::too_long) {
+      record.problem = fmt::format("unterminated quoted field: the quote that opens field {} ", quoted_field);
+      if (last_taken != 0)
+        record.problem += fmt::format("is not closed within {} MiB (by line {})", RecordReader::kMaxRecordBytes >> 20, at);
+      else
+        record.problem += fmt::format("is still open at line {}, where an earlier quoted field passed {} MiB", at,
+                                      RecordReader::kMaxRecordBytes >> 20);
+      record.problem += "; the lines after it are read as rows of their own";
+    } else if (failure == Failure::unterminated) {
       record.problem = fmt::format("unterminated quoted field: the quote that opens field {} is never closed", quoted_field);
       if (more_lines) record.problem += "; the lines after it are read as rows of their own";
     } else if (at == first.number) {
@@ -434,11 +511,15 @@ class DelimitedSource final : public RecordReader::Source {
           "as rows of their own",
           quoted_field, at);
     }
-    if (!taken.empty()) {
-      replay_until_ = taken.back().number;
+    if (last_taken != 0) {
+      replay_until_ = last_taken;
       failure_ = failure;
       failure_line_ = at;
-      for (auto it = taken.rbegin(); it != taken.rend(); ++it) replay_.push_front(std::move(*it));
+      if (taken.empty()) {
+        lines_.rewind(first);
+      } else {
+        for (auto it = taken.rbegin(); it != taken.rend(); ++it) replay_.push_front(std::move(*it));
+      }
     }
     record.fields.clear();
     record.raw_line = std::move(first.text);
@@ -458,7 +539,7 @@ class DelimitedSource final : public RecordReader::Source {
   char delimiter_;
   bool trim_tabs_;
   std::shared_ptr<const std::vector<std::string>> header_;
-  std::deque<PhysicalLine> replay_;
+  std::deque<PhysicalLine> replay_;  // lines to read again, when the file is a pipe
   // The last record that failed inside a quoted field spanning lines: the lines before
   // replay_until_ are being read again, and a quoted field open at the end of one of them
   // fails as that record did (failure_ at failure_line_).

@@ -48,8 +48,8 @@ nlohmann::ordered_json raw_record_json(const Record& record);
 // Reads records one at a time from a CSV, TSV or JSONL file.
 class RecordReader {
  public:
-  // Largest line, and largest record of lines joined by a quoted field; a longer one is almost
-  // always a quote that never closes, and the bound keeps memory flat.
+  // Largest line, and largest record of lines joined by a quoted field; a longer record is
+  // almost always a quote that never closes, and the bound keeps memory flat.
   static constexpr size_t kMaxRecordBytes = 64u << 20;
 
   // Opens `path` and, for CSV/TSV, reads its header. Throws NotFoundError when the file is
@@ -60,8 +60,8 @@ class RecordReader {
   RecordReader& operator=(const RecordReader&) = delete;
 
   // Reads the next record into `record`; returns false at the end of the file. Throws
-  // DataError only for what makes the rest of the file unreadable (I/O error, oversized line or
-  // record).
+  // DataError only for what makes the rest of the file unreadable (I/O error, oversized line,
+  // or an oversized record from a pipe; from a regular file such a record is rejected alone).
   bool next(Record& record);
   // Returns how many bytes of the file have been consumed so far.
   uint64_t bytes_read() const;

@@ -2,6 +2,8 @@
 // failed run leaves no output directory behind.
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -201,7 +203,7 @@ TEST_CASE("preprocess: missing files exit 4, a missing column exits 3") {
   auto column = t::run_recmodel({"preprocess", "--input", f.path("a.csv"), "--vocab", f.vocab, "--out", f.path("o")});
   CHECK(column.exit_code == 3);
   CHECK(column.err == "recmodel: error: " + f.path("a.csv") +
-                          ":1: no column \"text\" in the header (columns: review, label); name the right one with the "
+                          ":1: no column 'text' in the header (columns: 'review', 'label'); name the right one with the "
                           "--*-column options\n");
   CHECK_FALSE(t::fs::exists(f.dir / "o"));
 }
@@ -370,7 +372,7 @@ TEST_CASE("preprocess --duplicates keep trains on every row as it came") {
   CHECK(strict.exit_code == 3);
   CHECK(strict.err.rfind("recmodel: error: 2 of 8 rows are unusable, more than --max-rejected 0 allows: " +
                              f.path("ratings.csv") + ":3: same text as " + f.path("ratings.csv") +
-                             ":2 but a different label: \"5\" there, \"4\" here; ",
+                             ":2 but a different label: '5' there, '4' here; ",
                          0) == 0);
 }
 
@@ -416,7 +418,7 @@ TEST_CASE("preprocess --conflicts majority keeps the most frequent label and rej
   CHECK(rejected[0]["line"] == 3);
   CHECK(rejected[0]["kind"] == "conflict");
   CHECK(rejected[0]["reason"] == "same text as " + file +
-                                     ":2, whose label \"5\" is the most frequent (2 of 3 rows); \"4\" here "
+                                     ":2, whose label '5' is the most frequent (2 of 3 rows); '4' here "
                                      "(--conflicts majority)");
   CHECK(rejected[1]["line"] == 4);
   CHECK(rejected[1]["kind"] == "duplicate");
@@ -523,4 +525,105 @@ TEST_CASE("preprocess: a quote that never closes in a large file rejects one row
   auto rejected = read_jsonl(f.dir / "out" / "rejected.jsonl");
   REQUIRE(rejected.size() == 1);
   CHECK(rejected[0]["line"] == 2);
+}
+
+TEST_CASE("preprocess: control characters in labels are escaped in the error line, the reasons and the summary") {
+  // Regression: a label's raw ESC reached the terminal through the conflict error, the human
+  // summary table and the warnings. rejected.jsonl keeps the row as read (JSON escapes it).
+  Fixture f;
+  const std::string esc_label = "\x1b[31mb", bidi_label = "\xe2\x80\xaex";  // ESC [31m b; U+202E x
+  t::write_text(f.dir / "e.csv", "text,label\nred shoes,a\nred shoes," + esc_label + "\nsize 4," + esc_label +
+                                     "\nblue shirt," + bidi_label + "\n");
+  auto refused = t::run_recmodel_limited({"preprocess", "--input", f.path("e.csv"), "--vocab", f.vocab, "--out",
+                                          f.path("out")});
+  REQUIRE_REFUSED(refused, 3);
+  CHECK(refused.err.find(f.path("e.csv") + ":3: same text as " + f.path("e.csv") +
+                         ":2 but a different label: 'a' there, '\\x1b[31mb' here") != std::string::npos);
+  CHECK(refused.err.find('\x1b') == std::string::npos);
+
+  auto allowed = t::run_recmodel_limited({"preprocess", "--input", f.path("e.csv"), "--vocab", f.vocab, "--out",
+                                          f.path("out"), "--max-rejected", "1", "--split", "1,0,0"});
+  INFO(allowed.out);
+  REQUIRE(allowed.exit_code == 0);
+  CHECK(allowed.out.find('\x1b') == std::string::npos);
+  CHECK(allowed.out.find("\xe2\x80\xae") == std::string::npos);
+  CHECK(allowed.out.find("  split   examples \\x1b[31mb         a   \\u202ex\n") != std::string::npos);
+  CHECK(allowed.out.find("  train          3         1         1         1\n") != std::string::npos);
+  auto rejected = read_jsonl(f.dir / "out" / "rejected.jsonl");
+  REQUIRE(rejected.size() == 1);
+  CHECK(rejected[0]["reason"] == "same text as " + f.path("e.csv") + ":2 but a different label: 'a' there, "
+                                                                     "'\\x1b[31mb' here");
+  CHECK(rejected[0]["fields"] == nlohmann::json({{"text", "red shoes"}, {"label", esc_label}}));
+
+  // More labels than the table has columns: the list of names is escaped too; and so are the
+  // label in the one-label warning and a regression target that is not a number.
+  std::string many = "text,label\n";
+  for (int i = 0; i < 8; ++i) many += "red " + std::to_string(i) + "," + esc_label + std::to_string(i) + "\n";
+  t::write_text(f.dir / "many.csv", many);
+  auto listed = t::run_recmodel_limited({"preprocess", "--input", f.path("many.csv"), "--vocab", f.vocab, "--out",
+                                         f.path("many"), "--split", "1,0,0"});
+  REQUIRE(listed.exit_code == 0);
+  CHECK(listed.out.find("  labels: \\x1b[31mb0, \\x1b[31mb1,") != std::string::npos);
+  CHECK(listed.out.find('\x1b') == std::string::npos);
+
+  t::write_text(f.dir / "one.csv", "text,label\nred,\x1b[2Jz\nblue,\x1b[2Jz\n");
+  auto one = t::run_recmodel_limited({"preprocess", "--input", f.path("one.csv"), "--vocab", f.vocab, "--out",
+                                      f.path("one"), "--split", "1,0,0"});
+  REQUIRE(one.exit_code == 0);
+  CHECK(one.err.find("only one label ('\\x1b[2Jz') in the data") != std::string::npos);
+  CHECK(one.err.find('\x1b') == std::string::npos);
+  CHECK(one.out.find('\x1b') == std::string::npos);
+
+  t::write_text(f.dir / "target.csv", "text,label\nred,\x1b]0;owned\x07\n");
+  auto target = t::run_recmodel_limited({"preprocess", "--input", f.path("target.csv"), "--vocab", f.vocab, "--out",
+                                         f.path("target"), "--task", "regression"});
+  REQUIRE_REFUSED(target, 3);
+  CHECK(target.err.find(":2: target '\\x1b]0;owned\\x07' is not a number") != std::string::npos);
+  CHECK(target.err.find('\x1b') == std::string::npos);
+}
+
+TEST_CASE("preprocess: a NUL in a CSV header does not cut the missing-column error short") {
+  // Regression: the message stopped at the NUL: `no column "text" in the header (columns: te`.
+  Fixture f;
+  t::write_text(f.dir / "nul.csv", std::string("te\0xt,label\nred,a\n", 18));
+  auto result = t::run_recmodel_limited({"preprocess", "--input", f.path("nul.csv"), "--vocab", f.vocab, "--out",
+                                         f.path("out")});
+  REQUIRE_REFUSED(result, 3);
+  CHECK(result.err == "recmodel: error: " + f.path("nul.csv") +
+                          ":1: no column 'text' in the header (columns: 'te\\x00xt', 'label'); name the right one "
+                          "with the --*-column options\n");
+  CHECK_FALSE(t::fs::exists(f.dir / "out"));
+}
+
+TEST_CASE("preprocess: an unclosed quote followed by more than 64 MiB is one rejected row, not exit 3") {
+  // Regression: the record the open quote started grew past 64 MiB and the whole run stopped
+  // with exit 3 even with --max-rejected 100. Now it is one rejected row naming its line, and
+  // reading resumes at the line after it, with memory bounded (the limited run has 4 GiB).
+  Fixture f;
+  const int rows = 1100;  // 1100 rows of 64 KiB: 68.75 MiB after the quote
+  {
+    std::ofstream out(f.dir / "open.csv", std::ios::binary);
+    out << "text,label,pad\nred shoes,shoes,x\n\"unclosed,shirts,x\n";
+    const std::string pad(64 << 10, 'x');
+    for (int i = 0; i < rows; ++i) out << "blue shirt " << i << (i % 2 ? ",shirts," : ",shoes,") << pad << '\n';
+  }
+  auto start = std::chrono::steady_clock::now();
+  auto result = t::run_recmodel_limited({"preprocess", "--json", "--input", f.path("open.csv"), "--vocab", f.vocab,
+                                         "--out", f.path("out"), "--max-rejected", "100", "--split", "1,0,0"});
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  INFO(result.err);
+  REQUIRE(result.exit_code == 0);
+  auto doc = nlohmann::json::parse(result.out);
+  CHECK(doc["counts"]["rows_read"] == rows + 2);
+  CHECK(doc["counts"]["kept"] == rows + 1);
+  CHECK(doc["counts"]["rejected"] == 1);
+  auto rejected = read_jsonl(f.dir / "out" / "rejected.jsonl");
+  REQUIRE(rejected.size() == 1);
+  CHECK(rejected[0]["line"] == 3);
+  CHECK(rejected[0]["fields"] == "\"unclosed,shirts,x");
+  const std::string reason = rejected[0]["reason"].get<std::string>();
+  CHECK(reason.rfind("unterminated quoted field: the quote that opens field 1 is not closed within 64 MiB (by line ",
+                     0) == 0);
+  CHECK(reason.find("; the lines after it are read as rows of their own") != std::string::npos);
+  CHECK(seconds < 20);
 }

@@ -39,12 +39,12 @@ TEST_CASE("parse_target accepts decimal numbers only") {
     CAPTURE(bad);
     why.clear();
     CHECK_FALSE(parse_target(bad, why).has_value());
-    CHECK(why == "target \"" + std::string(bad) + "\" is not a number");
+    CHECK(why == "target '" + std::string(bad) + "' is not a number");
   }
   CHECK_FALSE(parse_target("", why).has_value());
   CHECK(why == "missing target value");
   CHECK_FALSE(parse_target("1e39", why).has_value());
-  CHECK(why == "target \"1e39\" is out of range for a 32-bit float");
+  CHECK(why == "target '1e39' is out of range for a 32-bit float");
   CHECK_FALSE(parse_target("1e999", why).has_value());
 }
 

@@ -114,7 +114,7 @@ TEST_CASE("preprocess: cleans, de-duplicates, rejects, splits and tokenizes a sm
                                        {"reason", "duplicate of " + file + ":2"},
                                        {"fields", {{"text", "Great phone"}, {"label", "pos"}}}}));
   CHECK(rejected[1]["kind"] == "conflict");
-  CHECK(rejected[1]["reason"] == "same text as " + file + ":2 but a different label: \"pos\" there, \"neg\" here");
+  CHECK(rejected[1]["reason"] == "same text as " + file + ":2 but a different label: 'pos' there, 'neg' here");
   CHECK(rejected[2]["line"] == 5);
   CHECK(rejected[2]["reason"] == "empty text");
   CHECK(rejected[3]["reason"] == "missing label");
@@ -292,7 +292,7 @@ TEST_CASE("preprocess: fixed labels reject unknown ones, regression rejects non-
   t::write_text(dir / "c.csv", "text,label\na,pos\nb,meh\n");
   PreprocessConfig config = config_for(dir / "c.csv", dir / "out");
   config.labels = {"neg", "pos"};
-  CHECK(error_of(config).find((dir / "c.csv").string() + ":3: unknown label \"meh\"; --labels allows neg, pos") !=
+  CHECK(error_of(config).find((dir / "c.csv").string() + ":3: unknown label 'meh'; --labels allows neg, pos") !=
         std::string::npos);
 
   t::write_text(dir / "r.csv", "text,label\na,4.5\nb,five\nc,nan\nd,3\n");
@@ -303,8 +303,8 @@ TEST_CASE("preprocess: fixed labels reject unknown ones, regression rejects non-
   CHECK(m["counts"]["rejected"] == 2);
   auto rejected = read_jsonl(dir / "out" / "rejected.jsonl");
   REQUIRE(rejected.size() == 2);
-  CHECK(rejected[0]["reason"] == "target \"five\" is not a number");
-  CHECK(rejected[1]["reason"] == "target \"nan\" is not a number");
+  CHECK(rejected[0]["reason"] == "target 'five' is not a number");
+  CHECK(rejected[1]["reason"] == "target 'nan' is not a number");
 }
 
 TEST_CASE("preprocess: numeric labels sort numerically and long texts are truncated") {

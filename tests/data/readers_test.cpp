@@ -3,8 +3,12 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <sys/stat.h>
 
 #include "common/error.h"
 #include "tests/support.h"
@@ -89,8 +93,8 @@ TEST_CASE("CSV: wrong field counts and invalid UTF-8 are reported per record") {
   CHECK(records[0].problem == "expected 2 fields as in the header, found 3");
   CHECK(records[1].problem == "expected 2 fields as in the header, found 1");
   CHECK(records[2].line == 4);
-  CHECK(records[2].problem == "invalid UTF-8 in column \"text\" at byte 4");
-  CHECK(records[3].problem == "invalid UTF-8 in column \"text\" at byte 1");
+  CHECK(records[2].problem == "invalid UTF-8 in column 'text' at byte 4");
+  CHECK(records[3].problem == "invalid UTF-8 in column 'text' at byte 1");
   CHECK(records[4].problem.empty());
   CHECK(records[4].line == 6);
 }
@@ -297,11 +301,11 @@ TEST_CASE("CSV: a header without the requested column is an error naming the col
   t::write_text(dir / "h.csv", "review,stars\nx,1\n");
   std::string path = (dir / "h.csv").string();
   CHECK(error_of(dir / "h.csv", Format::csv, {"text", "label"}) ==
-        path + ":1: no column \"text\" in the header (columns: review, stars); name the right one with the "
+        path + ":1: no column 'text' in the header (columns: 'review', 'stars'); name the right one with the "
                "--*-column options");
   t::write_text(dir / "dup.csv", "text,text,label\nx,y,1\n");
   CHECK(error_of(dir / "dup.csv", Format::csv, {"text"}) ==
-        (dir / "dup.csv").string() + ":1: the header names column \"text\" twice; rename one of them");
+        (dir / "dup.csv").string() + ":1: the header names column 'text' twice; rename one of them");
   t::write_text(dir / "empty.csv", "");
   CHECK(error_of(dir / "empty.csv", Format::csv, {"text"}) ==
         (dir / "empty.csv").string() + ": the file is empty; expected a header line naming the columns");
@@ -339,6 +343,150 @@ TEST_CASE("TSV: quoting is strict as in CSV, and CR-only lines are counted") {
   CHECK(records[2].problem.rfind("text after the closing quote of field 1", 0) == 0);
   CHECK(records[3].line == 5);
   CHECK(records[3].values == std::vector<std::string>{"quoted", "toys"});
+}
+
+TEST_CASE("CSV: a NUL or ESC in the header is escaped in the missing-column error, not cut short") {
+  // Regression: the message ended at the NUL ("(columns: te"), and an ESC reached the terminal.
+  t::TempDir dir;
+  t::write_text(dir / "h.csv", std::string("te\0xt,\x1b[31mlabel\nx,1\n", 21));
+  CHECK(error_of(dir / "h.csv", Format::csv, {"text"}) ==
+        (dir / "h.csv").string() +
+            ":1: no column 'text' in the header (columns: 'te\\x00xt', '\\x1b[31mlabel'); name the right one with "
+            "the --*-column options");
+}
+
+namespace {
+
+// Writes a CSV whose line 3 opens a quote that never closes, followed by `rows` rows of about
+// 64 KiB each (text "row N", label "a", a pad column), so that more than 64 MiB follow the quote.
+void write_open_quote_file(const t::fs::path& path, int rows, const std::string& row_prefix = "row ") {
+  std::ofstream out(path, std::ios::binary);
+  out << "text,label,pad\nfirst,a,x\n\"unclosed,b,x\n";
+  const std::string pad(64 << 10, 'x');
+  for (int i = 0; i < rows; ++i) out << row_prefix << i << ",a," << pad << '\n';
+}
+
+}  // namespace
+
+TEST_CASE("CSV: a quote left open for more than 64 MiB is one rejected row, and reading resumes at the next line") {
+  // Regression: the whole file was refused (exit 3) however many rows --max-rejected allowed.
+  t::TempDir dir;
+  const int rows = 1100;  // 1100 x 64 KiB = 68.75 MiB after the quote
+  write_open_quote_file(dir / "open.csv", rows);
+  auto records = read_all(dir / "open.csv", Format::csv, {"text", "label"});
+  REQUIRE(records.size() == static_cast<size_t>(rows + 2));
+  CHECK(records[0].problem.empty());
+  CHECK(records[1].line == 3);
+  CHECK(records[1].last_line == 3);
+  CHECK(records[1].raw_line == "\"unclosed,b,x");
+  CHECK(records[1].fields.empty());
+  CHECK(records[1].problem.rfind("unterminated quoted field: the quote that opens field 1 is not closed within 64 MiB "
+                                 "(by line ",
+                                 0) == 0);
+  CHECK(records[1].problem.find("; the lines after it are read as rows of their own") != std::string::npos);
+  bool rows_ok = true;
+  for (int i = 0; i < rows; ++i) {
+    const Record& r = records[static_cast<size_t>(i) + 2];
+    rows_ok = rows_ok && r.problem.empty() && r.line == static_cast<uint64_t>(i) + 4 &&
+              r.values == std::vector<std::string>{"row " + std::to_string(i), "a"};
+  }
+  CHECK(rows_ok);
+}
+
+TEST_CASE("CSV: after a quote left open past 64 MiB, lines that leave a quote open are not read 64 MiB again") {
+  // Each line `x..." , "y` closes an open quote and opens another, so the record from line 3 runs
+  // past 64 MiB; read again, each of those lines leaves a quote open too. Reading 64 MiB once
+  // per line would take minutes; they are rejected as the first record was.
+  t::TempDir dir;
+  {
+    std::ofstream out(dir / "q.csv", std::ios::binary);
+    out << "a,b\nfirst,1\n\"open,1\n";
+    const std::string pad(64 << 10, 'x');
+    for (int i = 0; i < 1100; ++i) out << pad << "\", \"y\n";
+  }
+  auto start = std::chrono::steady_clock::now();
+  auto records = read_all(dir / "q.csv", Format::csv, {"a"});
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  REQUIRE(records.size() == 1102);
+  CHECK(records[1].problem.find("is not closed within 64 MiB") != std::string::npos);
+  CHECK(records[2].line == 4);
+  CHECK(records[2].problem.find("is still open at line ") != std::string::npos);
+  bool all_rejected = true;
+  for (size_t i = 1; i < records.size(); ++i)
+    all_rejected = all_rejected && records[i].problem.rfind("unterminated quoted field", 0) == 0;
+  CHECK(all_rejected);
+  CHECK(seconds < 10);
+}
+
+TEST_CASE("CSV: rows read again after an unclosed quote are exact across chunk edges, with a BOM and CR or CRLF") {
+  // The lines after a failed quote are read again from the file's offset after its first line;
+  // the BOM, CR-only and CRLF line ends and 1 MiB chunk edges must not shift them by a byte.
+  for (const std::string eol : {"\r", "\r\n", "\n"}) {
+    t::TempDir dir;
+    std::string text = "\xEF\xBB\xBFtext,label" + eol + "\"open,a" + eol;
+    const int rows = 120000;  // about 2.3 MiB
+    for (int i = 0; i < rows; ++i) text += "row " + std::to_string(i) + ",l" + std::to_string(i % 7) + eol;
+    t::write_text(dir / "c.csv", text);
+    auto records = read_all(dir / "c.csv", Format::csv, {"text", "label"});
+    REQUIRE(records.size() == static_cast<size_t>(rows + 1));
+    CHECK(records[0].line == 2);
+    CHECK(records[0].problem.rfind("unterminated quoted field", 0) == 0);
+    int first_bad = -1;  // the first row read wrong, if any
+    for (int i = 0; i < rows && first_bad < 0; ++i) {
+      const Record& r = records[static_cast<size_t>(i) + 1];
+      if (!r.problem.empty() || r.line != static_cast<uint64_t>(i) + 3 ||
+          r.values != std::vector<std::string>{"row " + std::to_string(i), "l" + std::to_string(i % 7)})
+        first_bad = i;
+    }
+    CHECK(first_bad == -1);
+  }
+}
+
+TEST_CASE("CSV: many two-line quotes that fail one after another take linear time, not a chunk reread each") {
+  // Each record `"aN` closes on its next line with text after the quote, so 300k rows each go
+  // back one line; reading the 1 MiB chunk again for each would take minutes of copying.
+  t::TempDir dir;
+  std::string text = "text,label\n";
+  const int pairs = 300000;  // about 4.4 MiB: the rewinds cross chunk edges too
+  for (int i = 0; i < pairs; ++i) text += "\"a" + std::to_string(i) + "\nb\"x,1\n";
+  t::write_text(dir / "r.csv", text);
+  auto start = std::chrono::steady_clock::now();
+  auto records = read_all(dir / "r.csv", Format::csv, {"text", "label"});
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  REQUIRE(records.size() == static_cast<size_t>(2 * pairs));
+  int first_bad = -1;
+  for (int i = 0; i < pairs && first_bad < 0; ++i) {
+    const Record& broken = records[2 * static_cast<size_t>(i)];
+    const Record& after = records[2 * static_cast<size_t>(i) + 1];
+    if (broken.line != static_cast<uint64_t>(2 * i + 2) || broken.raw_line != "\"a" + std::to_string(i) ||
+        broken.problem.rfind("the quote that opens field 1 closes on line ", 0) != 0 ||
+        after.line != static_cast<uint64_t>(2 * i + 3) || !after.problem.empty() ||
+        after.values != std::vector<std::string>{"b\"x", "1"})
+      first_bad = i;
+  }
+  CHECK(first_bad == -1);
+  CHECK(seconds < 5);
+}
+
+TEST_CASE("CSV: from a pipe, a failed multi-line quote still rereads the lines after it") {
+  // A pipe cannot be read twice, so the reader keeps those lines itself there.
+  t::TempDir dir;
+  const t::fs::path fifo = dir / "in.csv";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  std::thread writer([&] {
+    std::ofstream out(fifo, std::ios::binary);
+    out << "text,label\n\"broken,a\nred,b\n\"multi\nline\",c\nblue,d\n";
+  });
+  auto records = read_all(fifo, Format::csv, {"text", "label"});
+  writer.join();
+  REQUIRE(records.size() == 4);
+  CHECK(records[0].line == 2);
+  CHECK(records[0].problem.rfind("the quote that opens field 1 closes on line 4 and text follows it", 0) == 0);
+  CHECK(records[1].line == 3);
+  CHECK(records[1].values == std::vector<std::string>{"red", "b"});
+  CHECK(records[2].line == 4);
+  CHECK(records[2].values == std::vector<std::string>{"multi\nline", "c"});
+  CHECK(records[3].values == std::vector<std::string>{"blue", "d"});
 }
 
 TEST_CASE("CSV: a header with broken quoting is an error naming its line") {
