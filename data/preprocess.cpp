@@ -828,6 +828,12 @@ void validate_config(const PreprocessConfig& config) {
     if (!fs::exists(input.path, ec)) fail<NotFoundError>("{}: no such file", input.path.string());
     if (fs::is_directory(input.path, ec))
       fail<UsageError>("{}: is a directory; give the data file itself", input.path.string());
+    // The input is read twice (its SHA-256 for the manifest, then its rows, re-read after a broken
+    // quote): a pipe would be empty the second time, so it is refused rather than hang or lose rows.
+    if (!fs::is_regular_file(input.path, ec))
+      fail<UsageError>("{}: is not a regular file (a pipe or device); preprocess reads its input more than once, "
+                       "so save it to a file first",
+                       input.path.string());
   }
   if (given && !has_train) fail<UsageError>("--dev and --test need --train as well");
   if (config.policy.drop_test_overlap &&

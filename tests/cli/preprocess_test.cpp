@@ -2,6 +2,8 @@
 // failed run leaves no output directory behind.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -626,4 +628,15 @@ TEST_CASE("preprocess: an unclosed quote followed by more than 64 MiB is one rej
                      0) == 0);
   CHECK(reason.find("; the lines after it are read as rows of their own") != std::string::npos);
   CHECK(seconds < 20);
+}
+
+TEST_CASE("regression: preprocess refuses a pipe as --input instead of hanging on its second read") {
+  Fixture f;
+  const std::string fifo = f.path("rows.csv");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  // No writer is needed: the refusal comes before the pipe is opened (a read would block forever).
+  auto result = t::run_recmodel_limited({"preprocess", "--input", fifo, "--vocab", f.vocab, "--out", f.path("out")});
+  REQUIRE_REFUSED(result, 2);
+  CHECK(result.err.find(fifo + ": is not a regular file (a pipe or device)") != std::string::npos);
+  CHECK_FALSE(t::fs::exists(f.dir / "out"));
 }
