@@ -219,22 +219,12 @@ class LineSplitter {
           if (line.text.empty() && !pending_cr_) return false;
           if (pending_cr_) line.end = "\r";
           pending_cr_ = false;
-          line.number = ++line_;
-          line.next_offset = file_.chunk_offset() + pos_;
-          return true;
+          return finish(line);
         }
       }
       if (pending_cr_) {  // a '\r' ended the previous chunk
         pending_cr_ = false;
-        if (chunk_[pos_] == '\n') {
-          ++pos_;
-          line.end = "\r\n";
-        } else {
-          line.end = "\r";
-        }
-        line.number = ++line_;
-        line.next_offset = file_.chunk_offset() + pos_;
-        return true;
+        return end_after_cr(line);
       }
       size_t stop = chunk_.find_first_of("\r\n", pos_);
       size_t length = (stop == std::string_view::npos ? chunk_.size() : stop) - pos_;
@@ -249,22 +239,36 @@ class LineSplitter {
       pos_ = stop + 1;
       if (chunk_[stop] == '\n') {
         line.end = "\n";
-      } else if (pos_ == chunk_.size()) {
+        return finish(line);
+      }
+      if (pos_ == chunk_.size()) {
         pending_cr_ = true;  // "\r" or "\r\n": the next chunk tells
         continue;
-      } else if (chunk_[pos_] == '\n') {
-        ++pos_;
-        line.end = "\r\n";
-      } else {
-        line.end = "\r";
       }
-      line.number = ++line_;
-      line.next_offset = file_.chunk_offset() + pos_;
-      return true;
+      return end_after_cr(line);
     }
   }
 
  private:
+  // Ends `line` at the '\r' just before pos_ (or at the end of the previous chunk): "\r\n" when
+  // a '\n' follows.
+  bool end_after_cr(PhysicalLine& line) {
+    if (chunk_[pos_] == '\n') {
+      ++pos_;
+      line.end = "\r\n";
+    } else {
+      line.end = "\r";
+    }
+    return finish(line);
+  }
+
+  // Numbers `line` and records where the next one starts.
+  bool finish(PhysicalLine& line) {
+    line.number = ++line_;
+    line.next_offset = file_.chunk_offset() + pos_;
+    return true;
+  }
+
   ChunkedFile& file_;
   const char* hint_;
   std::string_view chunk_;

@@ -4,6 +4,10 @@
 
 #include <doctest/doctest.h>
 
+#include <functional>
+#include <string>
+
+#include "common/error.h"
 #include "tests/support.h"
 
 #define REQUIRE_REFUSED(result, expected_exit)                                        \
@@ -15,3 +19,20 @@
     CHECK(refused_.err.find("please report") == std::string::npos);                   \
     CHECK(refused_.err.find("terminate called") == std::string::npos);                \
   } while (0)
+
+namespace recmodel::testing {
+
+// Runs `load`, which must refuse its input with a recmodel Error of exit code `expected`
+// (bad input by default); returns the message, or "" after a failed check when nothing was thrown.
+inline std::string refusal_message(const std::function<void()>& load, ExitCode expected = ExitCode::bad_input) {
+  try {
+    load();
+  } catch (const Error& e) {
+    CHECK(e.code() == expected);
+    return e.what();
+  }
+  FAIL_CHECK("no error was thrown");
+  return "";
+}
+
+}  // namespace recmodel::testing

@@ -10,6 +10,7 @@
 #include "model/safetensors.h"
 #include "model/torch_checkpoint.h"
 #include "tests/model/pickle_fixture.h"
+#include "tests/hostile.h"
 #include "tests/support.h"
 #include "tests/converters/model_fixture.h"  // last: it restores doctest's CHECK after libtorch's glog
 
@@ -20,16 +21,7 @@ namespace p = recmodel::testing::pickle;
 namespace {
 
 // Runs `load` and returns the message of the DataError it must throw.
-std::string refusal(const std::function<void()>& load) {
-  try {
-    load();
-  } catch (const Error& e) {
-    CHECK(e.code() == ExitCode::bad_input);
-    return e.what();
-  }
-  FAIL_CHECK("no error was thrown");
-  return "";
-}
+std::string refusal(const std::function<void()>& load) { return t::refusal_message(load); }
 
 // A torch.save archive of {"w": <value>} with one 4-float storage "0" the value may use.
 std::string pickle_refusal(const t::TempDir& tmp, const std::string& value) {
