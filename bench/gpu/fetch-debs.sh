@@ -27,7 +27,7 @@ command -v apt-get >/dev/null && command -v apt-cache >/dev/null ||
 
 # What CMakeLists.txt finds, minus libtorch (PyTorch's own libtorch is used there).
 roots=(
-  libcli11-dev libfmt-dev nlohmann-json3-dev libutf8proc-dev libcsv-dev libtomlplusplus-dev
+  libcli11-dev libfmt-dev nlohmann-json3-dev libutf8proc-dev libtomlplusplus-dev
   libssl-dev libsqlite3-dev libcurl4-openssl-dev libonnx-dev libprotobuf-dev doctest-dev
 )
 # Present on any glibc machine that runs PyTorch and compiles C++ (the sonames are the same on
