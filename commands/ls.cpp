@@ -33,14 +33,13 @@ bool version_less(const storage::Manifest& a, const storage::Manifest& b) {
   return a.version < b.version;
 }
 
-// Reads the manifest at `key` (NAME/VERSION's), refusing an object too large to be one and a
-// manifest that names another version (IntegrityError, as pull refuses it).
-storage::Manifest read_listed_manifest(storage::ObjectStore& store, const std::string& key, const std::string& name,
-                                       const std::string& version) {
-  auto size = store.size_of(key);
-  if (!size) fail<NotFoundError>("{}: not found", store.describe(key));
-  if (*size > storage::kMaxManifestBytes)
-    fail<DataError>("{}: a manifest of {} bytes (at most {}); not a recmodel manifest", store.describe(key), *size,
+// Reads the manifest at `key` (NAME/VERSION's), of `size` bytes as the store reported it,
+// refusing an object too large to be one and a manifest that names another version
+// (IntegrityError, as pull refuses it).
+storage::Manifest read_listed_manifest(storage::ObjectStore& store, const std::string& key, uint64_t size,
+                                       const std::string& name, const std::string& version) {
+  if (size > storage::kMaxManifestBytes)
+    fail<DataError>("{}: a manifest of {} bytes (at most {}); not a recmodel manifest", store.describe(key), size,
                     storage::kMaxManifestBytes);
   storage::Manifest manifest = storage::parse_manifest(store.read(key), store.describe(key));
   storage::check_manifest_key(manifest, name, version, store.describe(key));
@@ -69,11 +68,12 @@ void run_ls(const LsOptions& options, const Console& console) {
 
   if (!version.empty()) {
     std::string key = storage::manifest_key(name, version);
-    if (!store->size_of(key))
+    const auto size = store->size_of(key);
+    if (!size)
       fail<NotFoundError>("{}/{} is not on remote '{}'; 'recmodel ls {} {}' lists its versions", name, version,
                           remote.name, remote.name, name);
     // Checked as pull checks it: a manifest under another version's key is not that version.
-    storage::Manifest manifest = read_listed_manifest(*store, key, name, version);
+    storage::Manifest manifest = read_listed_manifest(*store, key, *size, name, version);
     nlohmann::json files = nlohmann::json::array();
     for (const auto& file : manifest.files)
       files.push_back({{"path", file.path}, {"size", file.size}, {"sha256", file.sha256}});
@@ -94,6 +94,7 @@ void run_ls(const LsOptions& options, const Console& console) {
   std::string prefix = name.empty() ? "models/" : "models/" + name + "/";
   struct Listed {
     std::string key, name, version;
+    uint64_t size = 0;
   };
   std::vector<Listed> keys;
   // Keys that cannot be a version's manifest (a name with a control character, say): one warning
@@ -105,7 +106,8 @@ void run_ls(const LsOptions& options, const Console& console) {
         std::count(key.begin(), key.end(), '/') != 2)
       continue;
     size_t first = key.find('/'), second = key.find('/', first + 1);
-    Listed found{key, key.substr(first + 1, second - first - 1), key.substr(second + 1, key.size() - second - 6)};
+    Listed found{key, key.substr(first + 1, second - first - 1), key.substr(second + 1, key.size() - second - 6),
+                 entry.size};
     try {
       storage::validate_key_part(found.name, "model name");
       storage::validate_key_part(found.version, "version");
@@ -126,7 +128,7 @@ void run_ls(const LsOptions& options, const Console& console) {
   auto worker = [&] {
     for (size_t i; (i = next++) < keys.size();) {
       try {
-        manifests[i] = read_listed_manifest(*store, keys[i].key, keys[i].name, keys[i].version);
+        manifests[i] = read_listed_manifest(*store, keys[i].key, keys[i].size, keys[i].name, keys[i].version);
       } catch (const Error& e) {
         if (e.code() == ExitCode::bad_input || e.code() == ExitCode::integrity || e.code() == ExitCode::not_found) {
           problems[i] = e.what();

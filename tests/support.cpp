@@ -51,6 +51,13 @@ std::string read_text(const fs::path& path) {
   return buffer.str();
 }
 
+std::string random_bytes(size_t size, unsigned seed) {
+  std::mt19937 random(seed);
+  std::string out(size, '\0');
+  for (char& c : out) c = static_cast<char>(random());
+  return out;
+}
+
 fs::path shared_data(const std::string& relative) {
   fs::path path = fs::path(RECMODEL_SHARED_DATA) / relative;
   return fs::exists(path) ? path : fs::path();

@@ -27,6 +27,8 @@ class TempDir {
 void write_text(const fs::path& path, const std::string& contents);
 // Reads a whole file.
 std::string read_text(const fs::path& path);
+// Returns `size` pseudo-random bytes, the same for the same `seed` (incompressible test payloads).
+std::string random_bytes(size_t size, unsigned seed);
 
 // Returns ../shared/data/<relative>, or an empty path when the shared folder is absent
 // (a user's own clone); callers then skip with a message saying so.

@@ -24,13 +24,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string random_bytes(size_t size, unsigned seed) {
-  std::mt19937 random(seed);
-  std::string out(size, '\0');
-  for (char& c : out) c = static_cast<char>(random());
-  return out;
-}
-
 // Flags that make files over 64 KiB go in 64 KiB ranged parts.
 const std::vector<std::string> kSmallParts = {"--multipart-threshold", "64KiB", "--part-size", "64KiB"};
 
@@ -121,7 +114,7 @@ StagingNames staging_names(const fs::path& out, const std::string& manifest_text
 
 TEST_CASE("pull: a pre-created staging folder with a wrong file of the right size is not kept unhashed") {
   Remote r;
-  const std::string big = random_bytes(300000, 1), small = "the real vocabulary\n";
+  const std::string big = t::random_bytes(300000, 1), small = "the real vocabulary\n";
   std::string text = r.honest("1", {{"big.bin", big}, {"vocab.txt", small}, {"sub/c.txt", "ccc"}});
   StagingNames staging = staging_names(r.out(), text);
   const std::string wrong_big(big.size(), 'w'), wrong_small(small.size(), 'w');
@@ -153,7 +146,7 @@ TEST_CASE("pull: a pre-created staging folder with a wrong file of the right siz
 
 TEST_CASE("pull: a symlinked .part in staging is never followed") {
   Remote r;
-  const std::string big = random_bytes(300000, 2);
+  const std::string big = t::random_bytes(300000, 2);
   std::string text = r.honest("1", {{"big.bin", big}, {"vocab.txt", "vocab"}, {"sub/c.txt", "ccc"}});
   StagingNames staging = staging_names(r.out(), text);
   // Files outside --out, of the sizes a pull would write, and a directory outside.
@@ -206,7 +199,7 @@ TEST_CASE("pull: a link at --out is replaced with --force, never written through
 
 TEST_CASE("pull: an interrupted pull's staging directory is resumed, every reused byte hashed") {
   Remote r;
-  const std::string big = random_bytes(300000, 3);
+  const std::string big = t::random_bytes(300000, 3);
   std::string text = r.honest("1", {{"big.bin", big}, {"vocab.txt", "vocab"}});
   StagingNames staging = staging_names(r.out(), text);
   fs::remove_all(staging.legacy);
@@ -232,7 +225,7 @@ TEST_CASE("pull: an interrupted pull's staging directory is resumed, every reuse
 
 TEST_CASE("pull: a manifest declaring a 5 TB file is refused before anything is allocated") {
   Remote r;
-  const std::string bytes = random_bytes(1000, 4);
+  const std::string bytes = t::random_bytes(1000, 4);
   std::string sha = r.object(bytes);
   r.manifest("1", nlohmann::json::array({{{"path", "huge.bin"}, {"size", 5000000000000ULL}, {"sha256", sha}},
                                          {{"path", "vocab.txt"}, {"size", 5}, {"sha256", r.object("vocab")}}}));
@@ -255,7 +248,7 @@ TEST_CASE("pull: a manifest declaring a 5 TB file is refused before anything is 
 
 TEST_CASE("sync: a manifest declaring a 5 TB file is refused before anything is copied") {
   Remote r;
-  const std::string bytes = random_bytes(1000, 5);
+  const std::string bytes = t::random_bytes(1000, 5);
   std::string sha = r.object(bytes);
   r.manifest("1", nlohmann::json::array({{{"path", "huge.bin"}, {"size", 5000000000000ULL}, {"sha256", sha}}}));
   for (const auto& parts : {std::vector<std::string>{}, kSmallParts}) {
@@ -270,7 +263,7 @@ TEST_CASE("sync: a manifest declaring a 5 TB file is refused before anything is 
 TEST_CASE("pull: names colliding with internal temp names (a + a.part, y + y.tmp-copy) are all written") {
   Remote r;
   const std::map<std::string, std::string> contents = {
-      {"a", random_bytes(200000, 6)},  // large: downloaded in parts
+      {"a", t::random_bytes(200000, 6)},  // large: downloaded in parts
       {"a.part", "I am a manifest file named a.part\n"},
       {"a.part.log", "and one named a.part.log\n"},
       {"x", "same contents\n"},
@@ -392,7 +385,7 @@ TEST_CASE("pull and push: the parent directory is fsynced after the final rename
   // scripts/install-deps.sh installs strace; without it this test fails rather than passing unseen.
   REQUIRE_MESSAGE(std::system("strace -V > /dev/null 2>&1") == 0, "strace is not installed (scripts/install-deps.sh)");
   Remote r;
-  r.honest("1", {{"vocab.txt", "vocab"}, {"big.bin", random_bytes(100000, 7)}});
+  r.honest("1", {{"vocab.txt", "vocab"}, {"big.bin", t::random_bytes(100000, 7)}});
   fs::path trace = r.dir / "trace.log";
   std::string env;
   for (const auto& variable : r.env) env += variable + " ";
@@ -495,7 +488,7 @@ TEST_CASE("pull: a folder that appears at --out while pulling is never replaced 
 
 TEST_CASE("pull: parallel pulls into one --out never lose a tree or leave staging behind") {
   Remote r;
-  const std::map<std::string, std::string> contents = {{"big.bin", random_bytes(400000, 11)}, {"vocab.txt", "v\n"}};
+  const std::map<std::string, std::string> contents = {{"big.bin", t::random_bytes(400000, 11)}, {"vocab.txt", "v\n"}};
   r.honest("1", contents);
   for (bool force : {false, true}) {
     CAPTURE(force);
@@ -542,7 +535,7 @@ TEST_CASE("pull --force never replaces a regular file at --out, and names it") {
 
 TEST_CASE("pull: --out with a trailing slash stages beside it, never inside, and '.', '/' or '' is refused") {
   Remote r;
-  const std::map<std::string, std::string> contents = {{"big.bin", random_bytes(200000, 12)}, {"vocab.txt", "v"}};
+  const std::map<std::string, std::string> contents = {{"big.bin", t::random_bytes(200000, 12)}, {"vocab.txt", "v"}};
   r.honest("1", contents);
   for (const std::vector<std::string>& extra : {std::vector<std::string>{}, std::vector<std::string>{"--force"}}) {
     auto result = r.run(cat(cat({"pull", "m/1", "--from", "nas", "--out", r.out().string() + "//"}, extra), kSmallParts));
@@ -561,8 +554,8 @@ TEST_CASE("pull: --out with a trailing slash stages beside it, never inside, and
 
 TEST_CASE("pull: --jobs 256 with small parts stays within the memory limit, never a signal") {
   Remote r;
-  const std::string big = random_bytes(8 << 20, 13);
-  r.honest("1", {{"big.bin", big}, {"b.bin", random_bytes(3 << 20, 14)}, {"c.bin", random_bytes(3 << 20, 15)}});
+  const std::string big = t::random_bytes(8 << 20, 13);
+  r.honest("1", {{"big.bin", big}, {"b.bin", t::random_bytes(3 << 20, 14)}, {"c.bin", t::random_bytes(3 << 20, 15)}});
   for (const auto& parts : {std::vector<std::string>{}, kSmallParts,
                             std::vector<std::string>{"--part-size", "64MiB", "--multipart-threshold", "1MiB"}}) {
     fs::remove_all(r.out());
@@ -576,7 +569,7 @@ TEST_CASE("pull: --jobs 256 with small parts stays within the memory limit, neve
 
 TEST_CASE("pull: a hard link planted in a resumed staging folder never reaches --out or is written through") {
   Remote r;
-  const std::string big = random_bytes(300000, 16), small = "small file\n";
+  const std::string big = t::random_bytes(300000, 16), small = "small file\n";
   std::string text = r.honest("1", {{"big.bin", big}, {"small", small}});
   StagingNames staging = staging_names(r.out(), text);
   fs::remove_all(staging.legacy);
@@ -746,7 +739,7 @@ TEST_CASE("pull: a manifest that is not JSON is refused without echoing its inva
 
 TEST_CASE("pull: a re-fetched object's bytes are counted once, and one object is singular") {
   Remote r;
-  const std::string big = random_bytes(300000, 17);
+  const std::string big = t::random_bytes(300000, 17);
   std::string text = r.honest("1", {{"big.bin", big}});
   StagingNames staging = staging_names(r.out(), text);
   fs::remove_all(staging.legacy);

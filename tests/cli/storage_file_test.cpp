@@ -16,13 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string random_bytes(size_t size, unsigned seed) {
-  std::mt19937 random(seed);
-  std::string out(size, '\0');
-  for (char& c : out) c = static_cast<char>(random());
-  return out;
-}
-
 // A scratch world: a config file, a registry, two file remotes and a model directory.
 struct World {
   t::TempDir dir;
@@ -31,8 +24,8 @@ struct World {
     env = {"RECMODEL_CONFIG=" + (dir / "config.toml").string(), "RECMODEL_REGISTRY=" + (dir / "registry.db").string()};
     t::write_text(dir / "model/config.json", "{\"architectures\": [\"BertForSequenceClassification\"]}");
     t::write_text(dir / "model/vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n");
-    t::write_text(dir / "model/model.safetensors", random_bytes(600000, 1));
-    t::write_text(dir / "model/onnx/model.onnx", random_bytes(90000, 2));
+    t::write_text(dir / "model/model.safetensors", t::random_bytes(600000, 1));
+    t::write_text(dir / "model/onnx/model.onnx", t::random_bytes(90000, 2));
   }
   t::RunResult run(std::vector<std::string> args) { return t::run_recmodel(args, "", env); }
   nlohmann::json json(std::vector<std::string> args) {

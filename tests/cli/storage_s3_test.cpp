@@ -44,13 +44,6 @@ std::string shell(const std::string& command, int* status = nullptr) {
   return out;
 }
 
-std::string random_bytes(size_t size, unsigned seed) {
-  std::mt19937 random(seed);
-  std::string out(size, '\0');
-  for (char& c : out) c = static_cast<char>(random());
-  return out;
-}
-
 std::string unique(const std::string& stem) {
   static std::mt19937 random{std::random_device{}()};
   return stem + "-" + std::to_string(random() % 1000000);
@@ -169,7 +162,7 @@ struct World {
            "AWS_REGION=us-east-1"};
     t::write_text(dir / "model/config.json", "{\"num_labels\": 3}");
     t::write_text(dir / "model/vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n");
-    t::write_text(dir / "model/model.safetensors", random_bytes(3 << 20, 11));
+    t::write_text(dir / "model/model.safetensors", t::random_bytes(3 << 20, 11));
   }
   // Runs recmodel; `extra` NAME=VALUE entries replace those of `env` with the same name.
   t::RunResult run(std::vector<std::string> args, std::vector<std::string> extra = {}) {
@@ -236,7 +229,7 @@ TEST_CASE("push, pull, sync and ls against Ceph RGW: the private and the public 
 
     // 90% shared: a new config.json and a new small file; the 3 MiB weights stay.
     t::write_text(w.dir / "model/config.json", "{\"num_labels\": 4}");
-    t::write_text(w.dir / "model/extra.bin", random_bytes(300000, 12));
+    t::write_text(w.dir / "model/extra.bin", t::random_bytes(300000, 12));
     auto second = w.json(cat({"push", w.model(), "--to", "priv", "--name", "intent", "--version", "2"}, w.small_parts()));
     CHECK(second["transferred_objects"] == 2);
     CHECK(second["transferred_bytes"] == fs::file_size(w.dir / "model/config.json") + 300000);

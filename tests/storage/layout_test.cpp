@@ -38,13 +38,6 @@ int code_of(F&& body, std::string* message = nullptr) {
   return 0;
 }
 
-std::string random_bytes(size_t size, unsigned seed) {
-  std::mt19937 random(seed);
-  std::string out(size, '\0');
-  for (char& c : out) c = static_cast<char>(random());
-  return out;
-}
-
 class EnvVar {
  public:
   EnvVar(const char* name, const std::string& value) : name_(name) {
@@ -114,8 +107,8 @@ TEST_CASE("validate_relative_path refuses control characters like '..', and its 
 TEST_CASE("manifests round-trip through JSON and parsing is strict") {
   t::TempDir dir;
   t::write_text(dir / "model/config.json", "{}");
-  t::write_text(dir / "model/onnx/model.onnx", random_bytes(5000, 1));
-  t::write_text(dir / "model/copy.bin", random_bytes(5000, 1));
+  t::write_text(dir / "model/onnx/model.onnx", t::random_bytes(5000, 1));
+  t::write_text(dir / "model/copy.bin", t::random_bytes(5000, 1));
   s::Manifest manifest = s::build_manifest(dir / "model", 2);
   manifest.name = "intent";
   manifest.version = "3";
@@ -289,7 +282,7 @@ TEST_CASE("remote references: NAME/VERSION and the models:/ forms") {
 TEST_CASE("file remotes: upload only what is missing, download verified, resume, corruption is exit 6") {
   t::TempDir dir;
   t::write_text(dir / "model/config.json", "{\"a\": 1}");
-  t::write_text(dir / "model/weights.bin", random_bytes(300000, 2));
+  t::write_text(dir / "model/weights.bin", t::random_bytes(300000, 2));
   t::write_text(dir / "model/sub/small.txt", "hello");
   s::Manifest manifest = s::build_manifest(dir / "model", 1);
   s::RemoteSpec spec = s::parse_remote_url("nas", "file://" + (dir / "remote").string());
@@ -373,9 +366,9 @@ TEST_CASE("file remotes: upload only what is missing, download verified, resume,
 
 TEST_CASE("a file changed between hashing and upload is exit 6 and nothing is stored") {
   t::TempDir dir;
-  t::write_text(dir / "model/weights.bin", random_bytes(200000, 3));
+  t::write_text(dir / "model/weights.bin", t::random_bytes(200000, 3));
   s::Manifest manifest = s::build_manifest(dir / "model", 1);
-  t::write_text(dir / "model/weights.bin", random_bytes(200000, 4));
+  t::write_text(dir / "model/weights.bin", t::random_bytes(200000, 4));
   auto store = s::open_store(s::parse_remote_url("nas", "file://" + (dir / "remote").string()), {});
   s::TransferOptions options;
   options.part_size = 65536;
