@@ -7,6 +7,7 @@
 #include "commands/init.h"
 #include "commands/predict.h"
 #include "commands/quantize.h"
+#include "commands/serve.h"
 #include "commands/train.h"
 
 int main(int argc, char** argv) {
@@ -14,7 +15,8 @@ int main(int argc, char** argv) {
   recmodel::ModelRuntime runtime;
   runtime.commands = {{"init", recmodel::register_init},         {"train", recmodel::register_train},
                       {"evaluate", recmodel::register_evaluate}, {"predict", recmodel::register_predict},
-                      {"quantize", recmodel::register_quantize}, {"export", recmodel::register_export}};
+                      {"quantize", recmodel::register_quantize}, {"export", recmodel::register_export},
+                      {"serve", recmodel::register_serve}};
   runtime.version_info = recmodel::version_info;
   runtime.use_threads = recmodel::use_threads;
   return recmodel::run_cli(argc, argv, &runtime);

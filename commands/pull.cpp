@@ -174,20 +174,20 @@ LocatedVersion locate_version(const std::string& text, const std::string& from, 
                       last_problem.empty() ? "" : " (some could not be reached)");
 }
 
-void run_pull(const PullOptions& options, const Console& console) {
-  auto started = std::chrono::steady_clock::now();
+PulledVersion pull_version(const PullOptions& options, const Console& console) {
   // Trailing slashes stripped, so the staging directory is a sibling of --out, never inside it.
   const fs::path out = directory_to_create(options.out);
   // A directory or a link at --out is replaced (never followed) only with --force; a file never.
   check_replaceable(out, options.force);
-  LocatedVersion located = locate_version(options.ref, options.from, options.transfer, console);
+  PulledVersion pulled{locate_version(options.ref, options.from, options.transfer, console), out, {}};
+  LocatedVersion& located = pulled.located;
   const storage::Manifest& manifest = located.manifest;
   const std::string what = manifest.name + "/" + manifest.version;
   storage::check_path_lengths(manifest, out, located.store->describe(located.key));
 
   storage::PullStaging staging(out, located.manifest_text);
   if (staging.resumed()) console.info("resuming the interrupted pull of {} in {}", what, staging.path().string());
-  storage::TransferStats stats;
+  storage::TransferStats& stats = pulled.stats;
   try {
     {
       storage::TransferProgress progress(console, "pull " + what);
@@ -208,7 +208,17 @@ void run_pull(const PullOptions& options, const Console& console) {
     throw;
   }
   staging.remove();
+  return pulled;
+}
 
+void run_pull(const PullOptions& options, const Console& console) {
+  auto started = std::chrono::steady_clock::now();
+  PulledVersion pulled = pull_version(options, console);
+  const LocatedVersion& located = pulled.located;
+  const storage::Manifest& manifest = located.manifest;
+  const std::string what = manifest.name + "/" + manifest.version;
+  const fs::path& out = pulled.out;
+  const storage::TransferStats& stats = pulled.stats;
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   nlohmann::json document = {{"remote", remote_json(located.remote)},
                              {"name", manifest.name},

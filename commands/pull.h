@@ -2,6 +2,7 @@
 // SHA-256 before it is moved into place; an interrupted pull resumes with ranged GETs.
 #pragma once
 
+#include <filesystem>
 #include <string>
 
 #include "commands/command.h"
@@ -32,6 +33,16 @@ struct LocatedVersion {
 // remote that has it (the registry's recorded remotes first, private before public).
 LocatedVersion locate_version(const std::string& ref, const std::string& from, const TransferFlags& flags,
                               const Console& console);
+
+struct PulledVersion {
+  LocatedVersion located;
+  std::filesystem::path out;     // the directory created
+  storage::TransferStats stats;
+};
+
+// Pulls the version `options` names into options.out, every file verified, and returns what it
+// did without reporting it (`pull` reports; `serve` pulls the versions an alias moves to).
+PulledVersion pull_version(const PullOptions& options, const Console& console);
 
 // Adds the options of `recmodel pull` to `command` and returns its action.
 CommandAction register_pull(CLI::App& command, const Console& console);

@@ -27,9 +27,9 @@ std::string id_json(const nlohmann::json& id) {
   return id.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-void append_float(std::string& out, float v) { fmt::format_to(std::back_inserter(out), "{}", v); }
-
 }  // namespace
+
+void append_float(std::string& out, float v) { fmt::format_to(std::back_inserter(out), "{}", v); }
 
 // ---- reading ----
 

@@ -68,6 +68,10 @@ struct OutputOptions {
   bool logits = false;  // the raw logits as "logits": [...]
 };
 
+// Appends `v` as the shortest text that reads back as the same float (predict's and serve's
+// number format). The caller keeps NaN and infinities out: they are not JSON.
+void append_float(std::string& out, float v);
+
 // Formats predictions as predict's JSONL lines.
 class JsonlWriter {
  public:

@@ -19,6 +19,12 @@ debian_packages=(
   python3-torch groff-base zsh
   # strace observes the directory fsync after each rename into place.
   strace
+  # `recmodel serve`: Boost.Beast/Asio for HTTP (Debian's default Boost, 1.74: libboost1.81-dev
+  # conflicts with it and would remove python3-sklearn) and prometheus-cpp for the metrics.
+  libboost-dev prometheus-cpp-dev
+  # Serve's peers: wrk drives load, promtool (from prometheus) checks /metrics, curl and jq are
+  # the plain HTTP clients.
+  wrk prometheus curl jq
   # scikit-learn checks the metrics; awscli/botocore check the S3 client; Ceph's RADOS
   # Gateway is the real S3 server the storage tests start.
   python3-sklearn awscli python3-botocore radosgw ceph-mon ceph-osd sqlite3
@@ -35,8 +41,18 @@ if ((${#missing[@]})); then
   sudo_cmd=()
   [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
   export DEBIAN_FRONTEND=noninteractive
+  # prometheus's postinst starts its daemon; we only want promtool. A policy-rc.d answering 101
+  # tells invoke-rc.d not to start services (containers usually have one already).
+  policy=/usr/sbin/policy-rc.d
+  added_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo_cmd[@]}" tee "$policy" >/dev/null
+    "${sudo_cmd[@]}" chmod 755 "$policy"
+    added_policy=1
+  fi
   "${sudo_cmd[@]}" apt-get update -qq
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  ((added_policy)) && "${sudo_cmd[@]}" rm -f "$policy"
 fi
 
 # Node.js with npm is on the machine image (NodeSource builds that bundle npm);
@@ -47,12 +63,18 @@ if ! command -v npm >/dev/null; then
 fi
 
 # Test peers from npm (transformers.js for tokenizer parity and the ONNX checks, onnxruntime-node
-# for the ONNX checks and benchmarks). The linux-x64 CPU build of onnxruntime-node ships inside
-# the npm package; ONNXRUNTIME_NODE_INSTALL=skip stops its install script from fetching the CUDA
-# provider, which would fail offline.
+# for the ONNX checks and benchmarks, @huggingface/inference as serve's Inference Endpoint
+# client). The linux-x64 CPU build of onnxruntime-node ships inside the npm package;
+# ONNXRUNTIME_NODE_INSTALL=skip stops its install script from fetching the CUDA provider, which
+# would fail offline.
 export ONNXRUNTIME_NODE_INSTALL=skip
 peers="$here/tests/peers"
-if [[ ! -d "$peers/node_modules/@huggingface/transformers" || ! -d "$peers/node_modules/onnxruntime-node" ]]; then
+# Every dependency of package.json is checked, so a peer added later installs on old checkouts too.
+missing_peers=$(cd "$peers" && node -e '
+  const deps = Object.keys(require("./package.json").dependencies);
+  const fs = require("fs");
+  console.log(deps.filter(d => !fs.existsSync("node_modules/" + d + "/package.json")).join(" "));')
+if [[ -n "$missing_peers" ]]; then
   echo "install-deps: installing npm test peers in tests/peers" >&2
   (cd "$peers" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
 fi

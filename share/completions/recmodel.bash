@@ -8,7 +8,7 @@
 
 # Options valid with every command (and before it).
 _recmodel_global_opts="--json -q --quiet -v --verbose --registry --threads --no-progress -h --help"
-_recmodel_commands="preprocess init train evaluate predict tokenize vocab quantize export registry remote push pull sync ls help"
+_recmodel_commands="preprocess init train evaluate predict tokenize vocab quantize export registry remote push pull sync ls serve help"
 
 # Prints the options of one command, global options excluded.
 _recmodel_command_opts() {
@@ -49,6 +49,10 @@ _recmodel_command_opts() {
             echo "--from --to $_recmodel_transfer_opts" ;;
         ls)
             echo "--jobs --config" ;;
+        serve)
+            echo "--model --from --poll --device --max-length --host --port --max-concurrent-requests \
+--payload-limit --request-timeout --idle-timeout --drain-timeout --http-threads --max-batch-tokens \
+--max-batch-requests --max-queue-delay-ms --tokenizer-threads --log-predictions --log-sample" ;;
     esac
 }
 
@@ -299,6 +303,19 @@ precision_micro recall_micro precision_weighted recall_weighted top_k_accuracy r
             elif [[ "$cur" != -* && "$command" == "push" && "$prev" == "push" ]]; then
                 _recmodel_dirs "$cur"; return 0
             fi ;;
+        serve)
+            case "$prev" in
+                --model) _recmodel_dirs "$cur"; return 0 ;;
+                --from) _recmodel_remote_names "$cur"; return 0 ;;
+                --log-predictions) _recmodel_files "$cur"; return 0 ;;
+                --device) COMPREPLY=($(compgen -W "auto cpu cuda" -- "$cur")); return 0 ;;
+                --host) COMPREPLY=($(compgen -W "127.0.0.1 0.0.0.0 localhost" -- "$cur")); return 0 ;;
+                --port) COMPREPLY=($(compgen -W "8080 0" -- "$cur")); return 0 ;;
+                --poll|--max-length|--max-concurrent-requests|--payload-limit|--request-timeout|--idle-timeout|\
+--drain-timeout|--http-threads|--max-batch-tokens|--max-batch-requests|--max-queue-delay-ms|--tokenizer-threads|\
+--log-sample)
+                    return 0 ;;
+            esac ;;
     esac
 
     if [[ -z "$command" ]]; then
