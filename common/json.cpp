@@ -111,6 +111,12 @@ nlohmann::json read_json_file(const fs::path& path, int max_depth) {
 }
 
 std::string json_excerpt(const nlohmann::json& value, size_t max_chars) { return excerpt(value, max_chars); }
+
+std::string json_dump(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string json_quoted(std::string_view text) { return json_dump(nlohmann::json(text)); }
 std::string json_excerpt(const nlohmann::ordered_json& value, size_t max_chars) { return excerpt(value, max_chars); }
 std::string json_type_name(const nlohmann::json& value) { return type_name(value); }
 std::string json_type_name(const nlohmann::ordered_json& value) { return type_name(value); }

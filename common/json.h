@@ -37,6 +37,12 @@ nlohmann::json read_json_file(const fs::path& path, int max_depth = kMaxJsonDept
 std::string json_excerpt(const nlohmann::json& value, size_t max_chars = 40);
 std::string json_excerpt(const nlohmann::ordered_json& value, size_t max_chars = 40);
 
+// Returns `value` as compact JSON text; invalid UTF-8 in its strings becomes U+FFFD instead of
+// an exception (for text that came from a request or a file).
+std::string json_dump(const nlohmann::json& value);
+// Returns `text` as a JSON string literal, quotes included, with json_dump's U+FFFD rule.
+std::string json_quoted(std::string_view text);
+
 // Returns the JSON type's name as users know it: "string", "number", "array", ...
 std::string json_type_name(const nlohmann::json& value);
 std::string json_type_name(const nlohmann::ordered_json& value);

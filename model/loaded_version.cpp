@@ -1,9 +1,6 @@
 #include "model/loaded_version.h"
 
-#include <chrono>
-
-#include <nlohmann/json.hpp>
-
+#include "common/json.h"
 #include "registry/registry.h"
 
 namespace recmodel::model {
@@ -22,10 +19,8 @@ LoadedVersion::LoadedVersion(VersionIdentity identity, std::unique_ptr<BatchPred
   // Labels were validated when the model was read; `replace` keeps a stray byte from throwing anyway.
   quoted_labels_.reserve(predictor_->labels().size());
   for (const std::string& label : predictor_->labels())
-    quoted_labels_.push_back(nlohmann::json(label).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::system_clock::now().time_since_epoch());
-  loaded_at_ = registry::format_time(now.count());
+    quoted_labels_.push_back(json_quoted(label));
+  loaded_at_ = registry::format_time(registry::now_ms());
 }
 
 }  // namespace recmodel::model

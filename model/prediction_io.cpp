@@ -24,7 +24,7 @@ bool blank(std::string_view text) { return text.find_first_not_of(" \t\r\n\v\f")
 
 // The id is echoed: invalid UTF-8 in it becomes U+FFFD rather than an exception.
 std::string id_json(const nlohmann::json& id) {
-  return id.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return json_dump(id);
 }
 
 }  // namespace

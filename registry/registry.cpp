@@ -243,12 +243,13 @@ Registry::Registry(const fs::path& path, Access access, RegistryOptions options,
   migration_backup_ = prepare_schema(*db_, mode != OpenMode::read_only, options_.recmodel_version);
 }
 
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string Registry::now() {
-  int64_t ms = options_.clock_ms ? options_.clock_ms()
-                                 : std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       std::chrono::system_clock::now().time_since_epoch())
-                                       .count();
-  return format_time(ms);
+  return format_time(options_.clock_ms ? options_.clock_ms() : now_ms());
 }
 
 std::string Registry::who() const { return options_.user.empty() ? current_user() : options_.user; }

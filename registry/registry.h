@@ -134,6 +134,8 @@ std::string current_user();
 
 // Formats ms since the epoch as ISO 8601 UTC with milliseconds: 2025-05-03T14:00:00.000Z.
 std::string format_time(int64_t ms);
+// Returns the time now, in ms since the epoch.
+int64_t now_ms();
 // Parses a time given on the command line: 2025-05-03, 2025-05-03T14:00, "2025-05-03 14:00:30",
 // with an optional Z or +HH:MM (without one, local time) — and returns ms since the epoch.
 int64_t parse_time(const std::string& text);

@@ -8,16 +8,6 @@
 
 namespace recmodel::serving {
 
-namespace {
-
-std::string now_iso() {
-  return registry::format_time(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
-
-}  // namespace
-
 AliasWatcher::AliasWatcher(ModelSet& models, const VersionLoader& loader, ServeMetrics& metrics,
                            std::function<void(const std::string&)> log, std::chrono::milliseconds poll)
     : models_(models), loader_(loader), metrics_(metrics), log_(std::move(log)), poll_(poll),
@@ -109,7 +99,7 @@ void AliasWatcher::check(size_t slot, bool retry_failed) {
     loaded = loader_.load_registered(name, ref_text, info);
   } catch (const std::exception& e) {
     models_.set_loading(slot, std::nullopt);
-    models_.set_failure(slot, LoadFailure{info.version, info.manifest_sha256, e.what(), now_iso()});
+    models_.set_failure(slot, LoadFailure{info.version, info.manifest_sha256, e.what(), registry::format_time(registry::now_ms())});
     metrics_.model_load_failed(name);
     log_(fmt::format("serve: error: cannot serve {} ({}): {}; still serving {}", info.uri(), ref_text, e.what(),
                      current->version_label()));

@@ -42,6 +42,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/json.h"
 
 namespace recmodel::serving {
 
@@ -59,15 +60,11 @@ constexpr std::chrono::milliseconds kLingerTime{1000};
 constexpr size_t kFirstReadSize = 4096;
 constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
-std::string json_error(const std::string& type, const std::string& message) {
-  nlohmann::json body = {{"error", message}, {"error_type", type}};
-  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
 
 HttpResponse error_response(int status, const std::string& type, const std::string& message) {
   HttpResponse response;
   response.status = status;
-  response.body = json_error(type, message);
+  response.body = error_body(type, message);
   return response;
 }
 
@@ -615,6 +612,10 @@ void HttpServer::stop() {
     sessions.swap(impl_->sessions);
   }
   for (auto& [raw, session] : sessions) session->close();
+}
+
+std::string error_body(const std::string& type, const std::string& message) {
+  return json_dump({{"error", message}, {"error_type", type}});
 }
 
 std::string status_reason(int status) {

@@ -117,6 +117,10 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
 };
 
+// Returns the body of every error answer: {"error": "...", "error_type": "..."} (the server's own
+// 413/431/400 and every route's).
+std::string error_body(const std::string& type, const std::string& message);
+
 // Returns the reason phrase of an HTTP status ("Too Many Requests").
 std::string status_reason(int status);
 

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
+#include "common/json.h"
 #include "common/text.h"
 #include "registry/registry.h"
 #include "serving/responses.h"
@@ -243,9 +244,7 @@ void InferenceService::finish(std::shared_ptr<Call> call, std::vector<model::Pre
     return;
   }
   const std::string& name = version.identity().name;
-  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
+  const int64_t now_ms = registry::now_ms();
   std::vector<size_t> order;
   for (size_t i = 0; i < predictions.size(); ++i) {
     const model::Prediction& p = predictions[i];
@@ -335,7 +334,7 @@ HttpResponse InferenceService::info() const {
       {"tokenization_workers", pool_.threads()},
       {"version", RECMODEL_VERSION},
   };
-  return json_response(200, document.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  return json_response(200, json_dump(document));
 }
 
 }  // namespace recmodel::serving

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/json.h"
 #include "model/prediction_io.h"
 #include "registry/registry.h"
 
@@ -24,12 +25,6 @@ namespace {
 
 // Records waiting for the writer (about 10 MB at worst); past this a record is dropped.
 constexpr size_t kMaxQueued = 65536;
-
-void append_json_string(std::string& out, const std::string& text) {
-  // Labels come from a model's config and names are validated, but never write a line that is
-  // not JSON: invalid UTF-8 becomes U+FFFD.
-  out += nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
 
 void append_number(std::string& out, float v) {
   if (std::isfinite(v))
@@ -42,7 +37,7 @@ void append_line(std::string& out, const PredictionRecord& r) {
   out += "{\"time\":\"";
   out += registry::format_time(r.time_ms);
   out += "\",\"model\":";
-  append_json_string(out, r.model);
+  out += json_quoted(r.model);
   out += ",\"version\":" + std::to_string(r.version);
   out += ",\"tokens\":" + std::to_string(r.tokens);
   out += ",\"truncated\":" + std::to_string(r.truncated);
@@ -52,7 +47,7 @@ void append_line(std::string& out, const PredictionRecord& r) {
     append_number(out, r.score);
   } else {
     out += ",\"label\":";
-    append_json_string(out, r.label);
+    out += json_quoted(r.label);
     out += ",\"score\":";
     append_number(out, r.score);
   }

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "common/json.h"
 #include "common/text.h"
 #include "model/prediction_io.h"
 
@@ -15,10 +16,6 @@ namespace {
 
 using model::append_float;
 
-// A string from a request or a name as a JSON string; invalid UTF-8 becomes U+FFFD rather than an exception.
-std::string quoted(const std::string& text) {
-  return nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
 
 void append_label_score(std::string& out, const std::string& quoted_label, float score) {
   out += "{\"label\":";
@@ -80,31 +77,33 @@ std::string list_outputs(const std::vector<std::string>& names) {
 
 }  // namespace
 
-std::string error_body(const std::string& type, const std::string& message) {
-  std::string out = "{\"error\":";
-  out += quoted(message);
-  out += ",\"error_type\":";
-  out += quoted(type);
-  out += '}';
-  return out;
-}
+namespace {
 
-std::string tei_response(const model::LoadedVersion& version, const ParsedRequest& request,
-                         const std::vector<model::Prediction>& predictions) {
-  std::string out;
+// Appends each input's ranked labels (regression: its value) to `out`, one list per input.
+void append_per_input(std::string& out, const model::LoadedVersion& version,
+                      const std::vector<model::Prediction>& predictions, ScoreFunction function, bool raw_scores,
+                      size_t top_k) {
   std::vector<size_t> order;
   std::vector<float> scratch;
-  const bool list = request.batch || predictions.size() != 1;
-  if (list) out += '[';
   for (size_t i = 0; i < predictions.size(); ++i) {
     if (i) out += ',';
     const auto& p = predictions[i];
     if (version.regression()) {
       append_regression(out, p);
     } else {
-      append_ranked(out, version, shown_values(p, ScoreFunction::softmax, request.raw_scores, scratch), SIZE_MAX, order);
+      append_ranked(out, version, shown_values(p, function, raw_scores, scratch), top_k, order);
     }
   }
+}
+
+}  // namespace
+
+std::string tei_response(const model::LoadedVersion& version, const ParsedRequest& request,
+                         const std::vector<model::Prediction>& predictions) {
+  std::string out;
+  const bool list = request.batch || predictions.size() != 1;
+  if (list) out += '[';
+  append_per_input(out, version, predictions, ScoreFunction::softmax, request.raw_scores, SIZE_MAX);
   if (list) out += ']';
   return out;
 }
@@ -112,18 +111,8 @@ std::string tei_response(const model::LoadedVersion& version, const ParsedReques
 std::string endpoint_response(const model::LoadedVersion& version, const ParsedRequest& request,
                               const std::vector<model::Prediction>& predictions) {
   std::string out = "[";
-  std::vector<size_t> order;
-  std::vector<float> scratch;
-  const size_t top_k = request.top_k.value_or(SIZE_MAX);
-  for (size_t i = 0; i < predictions.size(); ++i) {
-    if (i) out += ',';
-    const auto& p = predictions[i];
-    if (version.regression()) {
-      append_regression(out, p);
-    } else {
-      append_ranked(out, version, shown_values(p, request.function, request.raw_scores, scratch), top_k, order);
-    }
-  }
+  append_per_input(out, version, predictions, request.function, request.raw_scores,
+                   request.top_k.value_or(SIZE_MAX));
   out += ']';
   return out;
 }
@@ -166,9 +155,9 @@ std::string kserve_infer_response(const model::LoadedVersion& version, const Par
 
   const size_t n = predictions.size();
   std::string out = "{\"model_name\":";
-  out += quoted(version.identity().name);
+  out += json_quoted(version.identity().name);
   if (version.identity().version > 0) out += ",\"model_version\":\"" + std::to_string(version.identity().version) + "\"";
-  if (!request.id.empty()) out += ",\"id\":" + quoted(request.id);
+  if (!request.id.empty()) out += ",\"id\":" + json_quoted(request.id);
   out += ",\"outputs\":[";
 
   // The top label of each input, found once for label and score.
@@ -218,7 +207,7 @@ std::string kserve_infer_response(const model::LoadedVersion& version, const Par
 
 std::string kserve_model_metadata(const model::LoadedVersion& version) {
   std::string out = "{\"name\":";
-  out += quoted(version.identity().name);
+  out += json_quoted(version.identity().name);
   if (version.identity().version > 0) out += ",\"versions\":[\"" + std::to_string(version.identity().version) + "\"]";
   out += ",\"platform\":\"recmodel_bert\",\"inputs\":["
          "{\"name\":\"text\",\"datatype\":\"BYTES\",\"shape\":[-1]},"

@@ -7,12 +7,10 @@
 #include <vector>
 
 #include "model/loaded_version.h"
+#include "serving/http_server.h"  // error_body
 #include "serving/request_parsing.h"
 
 namespace recmodel::serving {
-
-// {"error": "...", "error_type": "..."}
-std::string error_body(const std::string& type, const std::string& message);
 
 // TEI /predict: one input -> [{"label", "score"}, ...] (every label, best first); a batch -> a
 // list of those. Regression: [{"label": "value", "score": v}]. raw_scores: logits, still best first.

@@ -63,8 +63,6 @@ fs::path shared_data(const std::string& relative) {
   return fs::exists(path) ? path : fs::path();
 }
 
-namespace {
-
 std::string recmodel_binary() {
 #ifdef RECMODEL_BINARY
   return RECMODEL_BINARY;
@@ -73,6 +71,18 @@ std::string recmodel_binary() {
   return from_env ? from_env : "recmodel";
 #endif
 }
+
+std::vector<std::string> child_environment(const std::vector<std::string>& extra) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) {
+    if (std::strncmp(*e, "CI=", 3) != 0) env.emplace_back(*e);
+  }
+  env.emplace_back("CI=1");
+  env.insert(env.end(), extra.begin(), extra.end());
+  return env;
+}
+
+namespace {
 
 // Runs argv_storage[0] with the rest as arguments; see run_recmodel.
 RunResult spawn_and_collect(std::vector<std::string> argv_storage, const std::string& stdin_text,
@@ -94,12 +104,7 @@ RunResult spawn_and_collect(std::vector<std::string> argv_storage, const std::st
   for (auto& arg : argv_storage) argv.push_back(arg.data());
   argv.push_back(nullptr);
 
-  std::vector<std::string> env_storage;
-  for (char** e = environ; *e; ++e) {
-    if (std::strncmp(*e, "CI=", 3) != 0) env_storage.emplace_back(*e);
-  }
-  env_storage.emplace_back("CI=1");
-  env_storage.insert(env_storage.end(), env.begin(), env.end());
+  std::vector<std::string> env_storage = child_environment(env);
   std::vector<char*> envp;
   for (auto& var : env_storage) envp.push_back(var.data());
   envp.push_back(nullptr);

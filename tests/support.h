@@ -34,6 +34,12 @@ std::string random_bytes(size_t size, unsigned seed);
 // (a user's own clone); callers then skip with a message saying so.
 fs::path shared_data(const std::string& relative);
 
+// Returns the recmodel binary the tests run (the build's, else $RECMODEL, else PATH's).
+std::string recmodel_binary();
+// Returns this process's environment for a child: CI=1 (no progress bars) and then `extra`
+// (NAME=VALUE) added.
+std::vector<std::string> child_environment(const std::vector<std::string>& extra = {});
+
 struct RunResult {
   int exit_code = -1;
   std::string out;

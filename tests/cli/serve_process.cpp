@@ -15,20 +15,11 @@
 #include <regex>
 #include <stdexcept>
 
-extern char** environ;
+#include "tests/support.h"
 
 namespace recmodel::testing {
 
 namespace {
-
-std::string recmodel_binary() {
-#ifdef RECMODEL_BINARY
-  return RECMODEL_BINARY;
-#else
-  const char* from_env = std::getenv("RECMODEL");
-  return from_env ? from_env : "recmodel";
-#endif
-}
 
 // Returns the port of a complete `listening on http://127.0.0.1:PORT` line in `out`, else 0.
 int listening_port(const std::string& out) {
@@ -53,11 +44,7 @@ ServeProcess::ServeProcess(std::vector<std::string> args, std::chrono::milliseco
   std::string why = ready ? "exited before listening" : "did not print 'listening on' in time";
   std::string err = err_, out_text = out_;
   lock.unlock();
-  kill(pid_, SIGKILL);
-  int status = 0;
-  waitpid(pid_, &status, 0);
-  exited_ = true;
-  reader_.join();
+  kill_and_reap();
   throw std::runtime_error("recmodel serve " + why + "; stdout: " + out_text + "; stderr: " + err);
 }
 
@@ -66,13 +53,7 @@ ServeProcess::Exit ServeProcess::run_to_exit(std::vector<std::string> args, std:
   process.start(std::move(args));
   Exit result;
   result.exit_code = process.wait(timeout);
-  if (result.exit_code == -1) {
-    kill(process.pid_, SIGKILL);
-    int status = 0;
-    waitpid(process.pid_, &status, 0);
-    process.exited_ = true;
-    process.reader_.join();
-  }
+  if (result.exit_code == -1) process.kill_and_reap();
   result.out = process.stdout_text();
   result.err = process.stderr_text();
   return result;
@@ -94,11 +75,7 @@ void ServeProcess::start(std::vector<std::string> args) {
   std::vector<char*> argv;
   for (auto& arg : argv_storage) argv.push_back(arg.data());
   argv.push_back(nullptr);
-  std::vector<std::string> env_storage;
-  for (char** e = environ; *e; ++e) {
-    if (std::strncmp(*e, "CI=", 3) != 0) env_storage.emplace_back(*e);
-  }
-  env_storage.emplace_back("CI=1");
+  std::vector<std::string> env_storage = child_environment();
   std::vector<char*> envp;
   for (auto& var : env_storage) envp.push_back(var.data());
   envp.push_back(nullptr);
@@ -115,7 +92,9 @@ void ServeProcess::start(std::vector<std::string> args) {
   reader_ = std::thread([this, out = out_pipe[0], err = err_pipe[0]] { collect(out, err); });
 }
 
-ServeProcess::~ServeProcess() {
+ServeProcess::~ServeProcess() { kill_and_reap(); }
+
+void ServeProcess::kill_and_reap() {
   if (!exited_ && pid_ > 0) {
     kill(pid_, SIGKILL);
     int status = 0;

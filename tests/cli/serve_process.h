@@ -55,6 +55,8 @@ class ServeProcess {
   ServeProcess() = default;
   void start(std::vector<std::string> argv_storage);
   void collect(int out_fd, int err_fd);
+  // SIGKILLs the server if it still runs, reaps it and joins the reader.
+  void kill_and_reap();
 
   pid_t pid_ = -1;
   int port_ = 0;

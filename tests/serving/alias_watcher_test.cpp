@@ -45,17 +45,25 @@ struct Fixture {
   model::VersionPtr load_current(const std::string& ref) {
     return loader->load_registered("m", ref, loader->resolve(registry::parse_ref(ref, false)));
   }
+
+  // Serves models:/m@prod, pointing at m/1, watched without polling (the tests call check()).
+  serving::ModelSet models;
+  std::unique_ptr<serving::AliasWatcher> watcher;
+  void follow_prod() {
+    promote(1);
+    models.add(load_current("models:/m@prod"), /*follows=*/true);
+    watcher = std::make_unique<serving::AliasWatcher>(
+        models, *loader, metrics, [this](const std::string& l) { lines.push_back(l); }, std::chrono::milliseconds(0));
+  }
 };
 
 }  // namespace
 
 TEST_CASE("AliasWatcher: a promotion swaps the verified version in, a rollback swaps back") {
   Fixture f;
-  f.promote(1);
-  serving::ModelSet models;
-  models.add(f.load_current("models:/m@prod"), /*follows=*/true);
-  serving::AliasWatcher watcher(models, *f.loader, f.metrics, [&](const std::string& l) { f.lines.push_back(l); },
-                                std::chrono::milliseconds(0));
+  f.follow_prod();
+  serving::ModelSet& models = f.models;
+  serving::AliasWatcher& watcher = *f.watcher;
   CHECK(models.current(0)->version_label() == "m/1");
 
   watcher.check(0, false);  // nothing moved
@@ -83,11 +91,9 @@ TEST_CASE("AliasWatcher: a promotion swaps the verified version in, a rollback s
 
 TEST_CASE("AliasWatcher: a version whose files changed is refused once and the old one keeps serving") {
   Fixture f;
-  f.promote(1);
-  serving::ModelSet models;
-  models.add(f.load_current("models:/m@prod"), true);
-  serving::AliasWatcher watcher(models, *f.loader, f.metrics, [&](const std::string& l) { f.lines.push_back(l); },
-                                std::chrono::milliseconds(0));
+  f.follow_prod();
+  serving::ModelSet& models = f.models;
+  serving::AliasWatcher& watcher = *f.watcher;
   // Same size, different bytes: only a full re-hash sees it.
   const auto weights = f.dir / "m3" / "model.safetensors";
   {
@@ -122,11 +128,9 @@ TEST_CASE("AliasWatcher: a version whose files changed is refused once and the o
 
 TEST_CASE("AliasWatcher: a removed alias keeps the served version and says so once") {
   Fixture f;
-  f.promote(1);
-  serving::ModelSet models;
-  models.add(f.load_current("models:/m@prod"), true);
-  serving::AliasWatcher watcher(models, *f.loader, f.metrics, [&](const std::string& l) { f.lines.push_back(l); },
-                                std::chrono::milliseconds(0));
+  f.follow_prod();
+  serving::ModelSet& models = f.models;
+  serving::AliasWatcher& watcher = *f.watcher;
   {
     registry::Registry registry(f.registry_path, registry::Registry::Access::write);
     registry.remove_alias("m", "prod", "test");
@@ -141,11 +145,9 @@ TEST_CASE("AliasWatcher: a removed alias keeps the served version and says so on
 
 TEST_CASE("AliasWatcher: a version missing on disk without --from is refused with the way out") {
   Fixture f;
-  f.promote(1);
-  serving::ModelSet models;
-  models.add(f.load_current("models:/m@prod"), true);
-  serving::AliasWatcher watcher(models, *f.loader, f.metrics, [&](const std::string& l) { f.lines.push_back(l); },
-                                std::chrono::milliseconds(0));
+  f.follow_prod();
+  serving::ModelSet& models = f.models;
+  serving::AliasWatcher& watcher = *f.watcher;
   std::filesystem::remove_all(f.dir / "m2");
   f.promote(2);
   watcher.check(0, false);
