@@ -164,15 +164,18 @@ void run_server(const std::vector<ModelSpec>& specs, const ServerConfig& config,
     models.add(std::move(version), spec.follows);
   }
 
+  // The port is bound before the prediction log is opened, so a server that cannot listen
+  // leaves no log file behind; the handler sees the service only once it exists (before start()).
   std::unique_ptr<PredictionLog> predictions;
+  std::unique_ptr<InferenceService> service_slot;
+  HttpServer server(config.http, [&service_slot](HttpRequest request, Responder responder) {
+    service_slot->handle(std::move(request), std::move(responder));
+  });
   if (!config.log_predictions.empty())
     predictions = std::make_unique<PredictionLog>(config.log_predictions, config.log_sample, 0x5eed,
                                                   [&metrics] { metrics.prediction_log_dropped(); });
-
-  InferenceService service(models, batcher, metrics, predictions.get(), config.service);
-  HttpServer server(config.http, [&service](HttpRequest request, Responder responder) {
-    service.handle(std::move(request), std::move(responder));
-  });
+  service_slot = std::make_unique<InferenceService>(models, batcher, metrics, predictions.get(), config.service);
+  InferenceService& service = *service_slot;
   server.on_exchange([&](const ExchangeRecord& exchange) {
     const double seconds = static_cast<double>(exchange.duration.count()) / 1e6;
     metrics.request(match_route(exchange.method, exchange.path).pattern, exchange.method, exchange.status, seconds);

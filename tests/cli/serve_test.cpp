@@ -764,6 +764,13 @@ TEST_CASE("serve refuses bad options with exit 2, a missing model with 4 and a p
   CHECK(t::error_line_count(busy.err) == 1);
   CHECK(busy.out.empty());
   CHECK(t::http_get(server.url("/health")).status == 200);
+
+  // A server that cannot listen leaves no prediction log behind.
+  t::TempDir log_dir;
+  auto logged = t::ServeProcess::run_to_exit({"--model", m.m1, "--port", std::to_string(server.port()),
+                                              "--log-predictions", (log_dir / "predictions.jsonl").string()});
+  CHECK(logged.exit_code == 5);
+  CHECK_FALSE(t::fs::exists(log_dir / "predictions.jsonl"));
 }
 
 TEST_CASE("serve answers a regression model's value as predict does") {
