@@ -54,7 +54,7 @@ BatchPredictor::BatchPredictor(BertForSequenceClassification model, tokenizer::B
                                BatchPredictorOptions options)
     : tokenizer_(std::move(tokenizer)),
       max_length_(checked_max_length(model->config, tokenizer_, options.max_length)),
-      predictor_(std::move(model), tokenizer_.pad_id(), PredictorOptions{options.batch_size, options.device}) {}
+      predictor_(std::move(model), tokenizer_.pad_id(), PredictorOptions{options.batch_size, options.device, options.pass_cost_tokens}) {}
 
 EncodedInput BatchPredictor::encode(std::string_view text, std::optional<std::string_view> pair) const {
   EncodedInput input;

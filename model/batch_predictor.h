@@ -63,6 +63,7 @@ struct BatchPredictorOptions {
   size_t batch_size = 32;              // inputs per forward pass (a batch is sorted by length first)
   torch::Device device = torch::kCPU;
   size_t max_length = 0;               // tokens per input, longer ones truncated; 0 = input_limit()
+  size_t pass_cost_tokens = 0;         // see PredictorOptions: 0 cuts fixed passes of batch_size
 };
 
 class BatchPredictor {
@@ -95,6 +96,8 @@ class BatchPredictor {
   size_t num_labels() const { return static_cast<size_t>(predictor_.num_labels()); }
   size_t max_length() const { return max_length_; }
   size_t batch_size() const { return predictor_.options().batch_size; }
+  // Whether predict() cuts its inputs into passes of similar lengths (pass_cost_tokens > 0).
+  bool cuts_passes_by_length() const { return predictor_.options().pass_cost_tokens > 0; }
   const BertConfig& config() const { return predictor_.config(); }
   const tokenizer::BertTokenizer& tokenizer() const { return tokenizer_; }
   // Returns the real (unpadded) and the computed (padded) token counts so far.

@@ -91,7 +91,9 @@ struct DynamicBatcher::Queues {
   uint64_t next_sequence = 0;
 
   // Plans a batch from the bucket whose first input has waited longest, topped up from the
-  // same version's shorter buckets (which do not widen the batch).
+  // same version's shorter buckets (which do not widen the batch). When the version's
+  // predictor cuts a batch into passes of similar lengths (pass_cost_tokens), longer buckets
+  // top it up too: they get passes of their own instead of waiting for the next batch.
   Plan plan(const BatcherOptions& options) const {
     Plan plan;
     const VersionQueue* chosen = nullptr;
@@ -123,13 +125,28 @@ struct DynamicBatcher::Queues {
       ++plan.count;
     }
     for (size_t b = bucket; b-- > 0 && !plan.full;) {
-      for (const Item& item : chosen->buckets[b]) {
+      // Shorter inputs do not widen the batch.
+      for (size_t i = 0; i < chosen->buckets[b].size(); ++i) {
         if (!fits(plan.width)) {
           plan.full = true;
           break;
         }
         ++plan.take[b];
         ++plan.count;
+      }
+    }
+    if (chosen->version->predictor().cuts_passes_by_length()) {
+      for (size_t b = bucket + 1; b < kBuckets && !plan.full; ++b) {
+        for (const Item& item : chosen->buckets[b]) {
+          const size_t width = std::max(plan.width, item.tokens);
+          if (!fits(width)) {
+            plan.full = true;
+            break;
+          }
+          plan.width = width;
+          ++plan.take[b];
+          ++plan.count;
+        }
       }
     }
     plan.full = plan.full || !fits(plan.width);
@@ -325,7 +342,7 @@ void DynamicBatcher::forward(std::vector<Item>& batch) {
   BatchStats stats;
   stats.version = &version;
   stats.inputs = batch.size();
-  size_t width = 0;
+  size_t width = 0;  // the widest the forward passes can be
   for (const Item& item : batch) {
     Request& request = *item.request;
     if (!request.has_started) {
@@ -339,6 +356,7 @@ void DynamicBatcher::forward(std::vector<Item>& batch) {
 
   std::string error;
   std::vector<Prediction> predictions;
+  const size_t padded_before = version.predictor().padded_tokens();
   try {
     std::vector<const EncodedInput*> pointers;
     pointers.reserve(batch.size());
@@ -352,6 +370,9 @@ void DynamicBatcher::forward(std::vector<Item>& batch) {
     error = "inference failed: an unknown error";
   }
   const Clock::time_point end = Clock::now();
+  // The predictor may cut the batch into passes of similar lengths: count what it padded.
+  if (version.predictor().padded_tokens() > padded_before)
+    stats.padded_tokens = version.predictor().padded_tokens() - padded_before;
   stats.seconds = std::chrono::duration<double>(end - start).count();
   stats.failed = !error.empty();
 

@@ -1,6 +1,7 @@
 #include "model/predictor.h"
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 
 #include "common/error.h"
@@ -24,6 +25,33 @@ torch::Device parse_device(const std::string& name) {
   if (index >= static_cast<int>(torch::cuda::device_count()))
     fail<UsageError>("--device {}: only {} CUDA device(s) present", name, torch::cuda::device_count());
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+std::vector<size_t> pass_starts(const std::vector<size_t>& lengths, size_t batch_size, size_t pass_cost_tokens) {
+  const size_t n = lengths.size();
+  std::vector<size_t> starts;
+  if (pass_cost_tokens == 0) {
+    for (size_t start = 0; start < n; start += batch_size) starts.push_back(start);
+    return starts;
+  }
+  // cost[j]: the cheapest way to run the first j sequences; a pass [i, j) costs its padded
+  // tokens, (j - i) x lengths[i] (the longest, as they are sorted), plus pass_cost_tokens. A
+  // pass smaller than pass_cost_tokens costs as much as one of that size: on a CPU a forward
+  // pass of a few tokens takes about as long as one of a few dozen.
+  std::vector<size_t> cost(n + 1, std::numeric_limits<size_t>::max()), from(n + 1, 0);
+  cost[0] = 0;
+  for (size_t j = 1; j <= n; ++j) {
+    for (size_t i = j > batch_size ? j - batch_size : 0; i < j; ++i) {
+      const size_t c = cost[i] + pass_cost_tokens + std::max((j - i) * lengths[i], pass_cost_tokens);
+      if (c < cost[j]) {
+        cost[j] = c;
+        from[j] = i;
+      }
+    }
+  }
+  for (size_t j = n; j > 0; j = from[j]) starts.push_back(from[j]);
+  std::reverse(starts.begin(), starts.end());
+  return starts;
 }
 
 Predictor::Predictor(BertForSequenceClassification model, int64_t pad_id, PredictorOptions options)
@@ -62,11 +90,15 @@ torch::Tensor Predictor::logits(const std::vector<SequenceView>& sequences) {
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return sequences[a].length > sequences[b].length; });
 
+  std::vector<size_t> lengths(order.size());
+  for (size_t i = 0; i < order.size(); ++i) lengths[i] = sequences[order[i]].length;
+  const std::vector<size_t> cuts = pass_starts(lengths, options_.batch_size, options_.pass_cost_tokens);
+
   torch::InferenceMode inference;
-  const size_t batch_size = options_.batch_size;
-  for (size_t start = 0; start < order.size(); start += batch_size) {
-    const size_t count = std::min(batch_size, order.size() - start);
-    const size_t width = sequences[order[start]].length;
+  for (size_t pass = 0; pass < cuts.size(); ++pass) {
+    const size_t start = cuts[pass];
+    const size_t count = (pass + 1 < cuts.size() ? cuts[pass + 1] : order.size()) - start;
+    const size_t width = lengths[start];
     const auto rows = static_cast<int64_t>(count), columns = static_cast<int64_t>(width);
     torch::Tensor ids = torch::full({rows, columns}, pad_id_, torch::kInt64);
     torch::Tensor types = torch::zeros({rows, columns}, torch::kInt64);

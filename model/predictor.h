@@ -26,9 +26,19 @@ struct SequenceView {
 };
 
 struct PredictorOptions {
-  size_t batch_size = 32;            // sequences per forward pass
+  size_t batch_size = 32;            // sequences per forward pass, at most
   torch::Device device = torch::kCPU;
+  // 0: the sequences, sorted by length, are cut into passes of batch_size. Otherwise what one
+  // more forward pass costs, in padded tokens: the sorted sequences are cut where that
+  // minimises padded tokens plus this per pass, so a mixed batch from `recmodel serve` does
+  // not pad every short query to the longest review.
+  size_t pass_cost_tokens = 0;
 };
+
+// Returns where each forward pass starts in `lengths` (sorted longest first), by the rule of
+// PredictorOptions: fixed passes of batch_size when pass_cost_tokens is 0, else the cuts that
+// minimise padded tokens plus pass_cost_tokens per pass, no pass over batch_size.
+std::vector<size_t> pass_starts(const std::vector<size_t>& lengths, size_t batch_size, size_t pass_cost_tokens);
 
 class Predictor {
  public:
@@ -36,7 +46,7 @@ class Predictor {
   Predictor(BertForSequenceClassification model, int64_t pad_id, PredictorOptions options);
 
   // Returns the logits (sequences.size(), num_labels) as float32 on the CPU, row i for
-  // sequences[i]. Throws DataError for an empty sequence, one longer than the model's
+  // sequences[i], computed in forward passes cut as PredictorOptions says. Throws DataError for an empty sequence, one longer than the model's
   // max_position_embeddings, or an id outside the vocabulary.
   torch::Tensor logits(const std::vector<SequenceView>& sequences);
   // Returns the logits of tokenizer encodings (see above).

@@ -30,9 +30,11 @@ model::BertForSequenceClassification make_model(const std::vector<std::string>& 
   return t::fixture_model("tiny", labels, seed, /*initializer_range=*/0.1);
 }
 
-model::VersionPtr make_version(model::BertForSequenceClassification m, const std::string& name, size_t batch_size) {
+model::VersionPtr make_version(model::BertForSequenceClassification m, const std::string& name, size_t batch_size,
+                               size_t pass_cost_tokens = 0) {
   model::BatchPredictorOptions options;
   options.batch_size = batch_size;
+  options.pass_cost_tokens = pass_cost_tokens;
   model::VersionIdentity identity;
   identity.name = name;
   identity.version = 1;
@@ -355,6 +357,32 @@ TEST_CASE("DynamicBatcher: shorter inputs top up a batch of longer ones, but lon
   CHECK(stats[2].inputs == 1);
   CHECK(stats[2].padded_tokens == 40);
   for (int id = 0; id < 4; ++id) CHECK(collector.get(id).error.empty());
+}
+
+TEST_CASE("DynamicBatcher: when the predictor cuts passes by length, longer inputs join a short batch in passes of their own") {
+  auto version = make_version(make_model(kLabels, 5), "m", 64, 32);
+  auto reference = make_reference();
+  const model::TextInput long_input{text_of_words(38), std::nullopt};  // 40 tokens: the 64 bucket
+  const model::TextInput short_input{"red shoe for men", std::nullopt};  // 6 tokens: the 16 bucket
+  Collector collector;
+  Batches batches;
+  model::DynamicBatcher batcher(options_of(64, 4096), batches.hook());
+  {
+    Blocker blocker(batcher);
+    batcher.submit(version, encode(*version, {short_input, short_input, short_input}), collector.done_for(0));
+    batcher.submit(version, encode(*version, {long_input}), collector.done_for(1));
+  }
+  REQUIRE(collector.wait_for(2));
+  auto stats = batches.stats();
+  REQUIRE(stats.size() == 1);
+  CHECK(stats[0].inputs == 4);
+  // Two passes: the long input alone, the short ones at their own width.
+  CHECK(stats[0].padded_tokens == 40 + 3 * 6);
+  const auto expected = reference.predict(std::vector<model::TextInput>{short_input, long_input});
+  REQUIRE(collector.get(0).predictions.size() == 3);
+  REQUIRE(collector.get(1).predictions.size() == 1);
+  check_close(collector.get(0).predictions[2], expected[0]);
+  check_close(collector.get(1).predictions[0], expected[1]);
 }
 
 TEST_CASE("DynamicBatcher: the version whose input waited longest goes first and versions never share a batch") {

@@ -60,6 +60,19 @@ TEST_CASE("Predictor sorts by length so batches carry little padding") {
   CHECK(predictor.padded_tokens() == predictor.tokens());
 }
 
+TEST_CASE("pass_starts: fixed passes without a pass cost, cuts by length with one") {
+  const std::vector<size_t> lengths = {30, 29, 28, 6, 6, 5, 5, 5};
+  CHECK(model::pass_starts(lengths, 3, 0) == std::vector<size_t>{0, 3, 6});
+  CHECK(model::pass_starts(lengths, 64, 0) == std::vector<size_t>{0});
+  // One pass pads 8 x 30 = 240; two cost 3 x 30 + 5 x 6 = 120 plus one more pass.
+  CHECK(model::pass_starts(lengths, 64, 32) == std::vector<size_t>{0, 3});
+  // A pass costing more than the padding it saves: one pass.
+  CHECK(model::pass_starts(lengths, 64, 200) == std::vector<size_t>{0});
+  // batch_size still bounds every pass.
+  CHECK(model::pass_starts(lengths, 2, 32) == std::vector<size_t>{0, 2, 4, 6});
+  CHECK(model::pass_starts({}, 64, 32).empty());
+}
+
 TEST_CASE("Predictor refuses sequences the model cannot take") {
   auto m = t::fixture_model("tiny", {"a", "b"});
   model::Predictor predictor(m, 0, {8, torch::kCPU});
