@@ -114,41 +114,23 @@ struct DynamicBatcher::Queues {
     const auto fits = [&](size_t width) {
       return plan.count < options.max_batch_requests && (plan.count + 1) * width <= options.max_batch_tokens;
     };
-    for (const Item& item : chosen->buckets[bucket]) {
-      const size_t width = std::max(plan.width, item.tokens);
-      if (!fits(width)) {
-        plan.full = true;
-        break;
-      }
-      plan.width = width;
-      ++plan.take[bucket];
-      ++plan.count;
-    }
-    for (size_t b = bucket; b-- > 0 && !plan.full;) {
-      // Shorter inputs do not widen the batch.
-      for (size_t i = 0; i < chosen->buckets[b].size(); ++i) {
-        if (!fits(plan.width)) {
+    // Takes bucket b's inputs, oldest first, while they fit (a shorter bucket's never widen the batch).
+    const auto fill = [&](size_t b) {
+      for (const Item& item : chosen->buckets[b]) {
+        const size_t width = std::max(plan.width, item.tokens);
+        if (!fits(width)) {
           plan.full = true;
-          break;
+          return;
         }
+        plan.width = width;
         ++plan.take[b];
         ++plan.count;
       }
-    }
-    if (chosen->version->predictor().cuts_passes_by_length()) {
-      for (size_t b = bucket + 1; b < kBuckets && !plan.full; ++b) {
-        for (const Item& item : chosen->buckets[b]) {
-          const size_t width = std::max(plan.width, item.tokens);
-          if (!fits(width)) {
-            plan.full = true;
-            break;
-          }
-          plan.width = width;
-          ++plan.take[b];
-          ++plan.count;
-        }
-      }
-    }
+    };
+    fill(bucket);
+    for (size_t b = bucket; b-- > 0 && !plan.full;) fill(b);
+    if (chosen->version->predictor().cuts_passes_by_length())
+      for (size_t b = bucket + 1; b < kBuckets && !plan.full; ++b) fill(b);
     plan.full = plan.full || !fits(plan.width);
     return plan;
   }
