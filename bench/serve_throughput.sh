@@ -11,14 +11,15 @@
 #   mixed as in bench/onnx_throughput.sh: real lengths, with that generator's noise.
 # Offline (the engine's limit): `recmodel predict --input texts.txt --batch-size B`, its own
 #   "predicted N texts in S s" figure (reading, tokenizing, batching by length, the model, JSONL out;
-#   not the model load). Batch-1 latency: one line written to a running `recmodel predict
+#   not the model load), run before and again after the server runs; the ratio uses their mean, since
+#   a shared 2-core machine drifts by +-15% between minutes. Batch-1 latency: one line written to a running `recmodel predict
 #   --batch-size 1` on a pipe, time until its answer line comes back, median of K (the method of
 #   bench/predict_throughput.sh).
 # Server: `recmodel serve --port 0` with its defaults (dynamic batching, --max-batch-requests 64);
 #   wrk -t1 -cC -dSs with tests/peers/serve_post.lua, which loads the texts once per thread and posts
 #   them in turn as {"inputs": TEXT} to /predict; its done() prints requests/s, p50/p99 latency and
 #   wrk's errors. A 3 s wrk warm-up comes first. wrk's one thread takes a core the server cannot use.
-# Table: conns | req/s | p50 | p99 | offline texts/s | ratio | offline batch-1 p50.
+# Table: conns | req/s | p50 | p99 | offline texts/s (mean of both runs) | ratio | offline batch-1 p50.
 # Targets: at 64 connections >= 0.8x offline texts/s; at 1 connection p50 <= offline batch-1 p50 + 1 ms.
 # --soak N: afterwards, wrk at 16 connections in ten rounds until N requests are answered; the
 #   server's VmRSS after the first round (warm) and after the last; target: growth < 5%.
@@ -94,10 +95,16 @@ echo "serve throughput: $(nproc) cores, --threads $threads, --device $device, pr
   "(mean $tokens tokens), wrk -t1, ${seconds} s per run; load average $(cut -d' ' -f1 /proc/loadavg)"
 
 # --- offline: the engine's limit -------------------------------------------------------------------
-"$recmodel" --threads "$threads" predict --model "$model" --input "$work/texts.txt" --batch-size "$batch" \
-  --device "$device" --top-k 0 >"$work/offline.jsonl" 2>"$work/offline.err"
-offline="$(sed -n 's/.*predicted [0-9]* texts in [0-9.]* s (\([0-9.]*\) texts\/s.*/\1/p' "$work/offline.err")"
-[[ -n "$offline" ]] || { echo "no 'predicted N texts' line from recmodel predict: $(cat "$work/offline.err")" >&2; exit 1; }
+# offline_rate: texts/s of one offline `recmodel predict` over texts.txt.
+offline_rate() {
+  "$recmodel" --threads "$threads" predict --model "$model" --input "$work/texts.txt" --batch-size "$batch" \
+    --device "$device" --top-k 0 >"$work/offline.jsonl" 2>"$work/offline.err"
+  local rate
+  rate="$(sed -n 's/.*predicted [0-9]* texts in [0-9.]* s (\([0-9.]*\) texts\/s.*/\1/p' "$work/offline.err")"
+  [[ -n "$rate" ]] || { echo "no 'predicted N texts' line from recmodel predict: $(cat "$work/offline.err")" >&2; exit 1; }
+  echo "$rate"
+}
+offline_before="$(offline_rate)"
 read -r b1_p50 b1_p90 < <("$python" - "$recmodel" "$model" "$work/texts.txt" "$latency" "$threads" "$device" <<'PY'
 import subprocess, sys, time
 recmodel, model, path, k, threads, device = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6]
@@ -115,7 +122,7 @@ p.stdin.close(); p.wait()
 print("%.2f %.2f" % (times[len(times) // 2], times[int(len(times) * 0.9)]))
 PY
 )
-echo "offline recmodel predict --batch-size $batch: $offline texts/s; batch-1 latency p50 $b1_p50 ms, p90 $b1_p90 ms"
+echo "offline recmodel predict --batch-size $batch (before the server): $offline_before texts/s; batch-1 latency p50 $b1_p50 ms, p90 $b1_p90 ms"
 
 # --- the server --------------------------------------------------------------------------------------
 "$recmodel" --threads "$threads" serve --model "$model" --device "$device" --port 0 \
@@ -137,16 +144,21 @@ run_wrk() {
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$server/status"; }
 run_wrk 16 3 >/dev/null  # warm-up
 
+declare -A rate=() p50=() p99=() errors=()
+for c in $conns; do
+  read -r rate[$c] p50[$c] p99[$c] errors[$c] < <(run_wrk "$c" "$seconds" | jq -r '[.requests_per_s, .latency_ms.p50,
+    .latency_ms.p99, (.errors | .connect + .read + .write + .status + .timeout)] | @tsv')
+done
+# The server stays up (idle) for the soak; offline runs again now, on the same machine minutes later.
+offline_after="$(offline_rate)"
+offline="$(awk -v a="$offline_before" -v b="$offline_after" 'BEGIN { printf "%.1f", (a + b) / 2 }')"
+echo "offline again after the server runs: $offline_after texts/s; mean $offline texts/s"
+
 printf '\n%5s | %9s | %8s | %8s | %15s | %5s | %19s | %s\n' conns req/s "p50 ms" "p99 ms" "offline texts/s" ratio \
   "offline batch-1 p50" "errors"
-declare -A rate=() p50=()
 for c in $conns; do
-  r="$(run_wrk "$c" "$seconds")"
-  read -r rps l50 l99 errs < <(jq -r '[.requests_per_s, .latency_ms.p50, .latency_ms.p99,
-    (.errors | .connect + .read + .write + .status + .timeout)] | @tsv' <<<"$r")
-  rate[$c]=$rps; p50[$c]=$l50
-  printf '%5s | %9.1f | %8.2f | %8.2f | %15s | %5.2f | %16s ms | %s\n' "$c" "$rps" "$l50" "$l99" "$offline" \
-    "$(awk -v a="$rps" -v b="$offline" 'BEGIN { print a / b }')" "$b1_p50" "$errs"
+  printf '%5s | %9.1f | %8.2f | %8.2f | %15s | %5.2f | %16s ms | %s\n' "$c" "${rate[$c]}" "${p50[$c]}" "${p99[$c]}" \
+    "$offline" "$(awk -v a="${rate[$c]}" -v b="$offline" 'BEGIN { print a / b }')" "$b1_p50" "${errors[$c]}"
 done
 echo "(--threads $threads: the server's inference threads; $tokenizers tokenization worker(s); wrk -t1 shares the same $(nproc) cores)"
 
