@@ -260,6 +260,8 @@ int run_cli(int argc, char** argv, const ModelRuntime* model_runtime) {
       }
     }
     return report(ExitCode::usage, "no command given; run 'recmodel help' for the list");
+  } catch (const AlreadyReported& e) {
+    return static_cast<int>(e.code());
   } catch (const Error& e) {
     return report(e.code(), e.what());
   } catch (const std::bad_alloc&) {

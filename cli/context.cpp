@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <thread>
 
@@ -10,7 +11,12 @@ namespace recmodel {
 int Console::threads() const {
   if (options_.threads > 0) return options_.threads;
   unsigned cores = std::thread::hardware_concurrency();
-  return cores ? static_cast<int>(cores) : 1;
+  if (cores == 0) return 1;
+  // A worker of a data-parallel job (torchrun, train --nproc-per-node) shares the cores with the
+  // other workers on its machine.
+  const char* local_world = std::getenv("LOCAL_WORLD_SIZE");
+  const int workers = local_world ? std::atoi(local_world) : 1;
+  return workers > 1 ? std::max(1, static_cast<int>(cores) / workers) : static_cast<int>(cores);
 }
 
 bool Console::progress_enabled() const {

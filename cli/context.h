@@ -27,7 +27,8 @@ class Console {
   explicit Console(const GlobalOptions& options) : options_(options) {}
 
   bool json() const { return options_.json; }
-  // Returns the thread count to use: --threads, or all cores when it is 0.
+  // Returns the thread count to use: --threads, or all cores when it is 0 (shared out among the
+  // LOCAL_WORLD_SIZE workers of a data-parallel job).
   int threads() const;
   // Returns whether progress bars may be drawn (stderr is a TTY, no CI, no --no-progress/--quiet).
   bool progress_enabled() const;

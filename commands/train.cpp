@@ -8,10 +8,14 @@
 
 #include "cli/progress.h"
 #include "cli/suggest.h"
+#include "distributed/agreement.h"
+#include "distributed/launcher.h"
+#include "distributed/process_group.h"
 #include "common/error.h"
 #include "common/files.h"
 #include "metrics/names.h"
 #include "model/model_open.h"
+#include "model/predictor.h"
 #include "registry/registry.h"
 #include "training/trainer.h"
 
@@ -29,6 +33,8 @@ struct TrainOptions {
   bool reset_head = false;
   bool keep_checkpoints = false;
   std::string register_name;
+  int nproc_per_node = 1;     // > 1: start that many local workers (a job without torchrun)
+  double dist_timeout = 300;  // seconds to reach the store, and for every collective
   training::TrainConfig config;
 };
 
@@ -57,39 +63,107 @@ class StopSignals {
   void (*previous_term_)(int);
 };
 
+// What a rank builds before its first step; on the heap, since the trainer keeps references into it.
+struct TrainingSetup {
+  TrainingSetup(const TrainOptions& options, const fs::path& work_dir, const std::string& registry_flag,
+                const std::function<void(const std::string&)>& warn, distributed::ProcessGroup* group)
+      : dataset(data::PreparedDataset::open(options.data)),
+        base(registry::resolve_model(options.model, registry_flag)),
+        opened(model::open_for_training(base.path, options.model, dataset, options.reset_head, warn)) {
+    trainer = std::make_unique<training::Trainer>(options.config, opened.loaded, dataset, work_dir, warn,
+                                                  opened.fit.label_map, group);
+  }
+  data::PreparedDataset dataset;
+  registry::ResolvedModel base;
+  model::OpenedModel opened;
+  std::unique_ptr<training::Trainer> trainer;
+};
+
+// --nproc-per-node N: this process only supervises N workers running the same command.
+void launch_workers(const TrainOptions& options, const Console& console) {
+  if (options.config.batch_size % static_cast<size_t>(options.nproc_per_node) != 0)
+    fail<UsageError>("--batch-size {} is the global batch: it must divide evenly over --nproc-per-node {}",
+                     options.config.batch_size, options.nproc_per_node);
+  distributed::LaunchOptions launch;
+  launch.workers = options.nproc_per_node;
+  launch.command = distributed::own_command_without("--nproc-per-node");
+  const int code = distributed::launch_local_workers(launch, [&](const std::string& line) { console.warn("{}", line); });
+  if (code != 0) throw AlreadyReported(code);
+}
+
 void run_train(TrainOptions options, const Console& console) {
+  const distributed::World world = distributed::read_world();
+  if (options.nproc_per_node > 1) {
+    if (world.distributed())
+      fail<UsageError>("--nproc-per-node starts the workers itself; under torchrun or a PyTorchJob (WORLD_SIZE={} is "
+                       "set) leave it out",
+                       world.world_size);
+    return launch_workers(options, console);
+  }
+  const bool main_rank = world.is_main();
   const fs::path out = options.out;
   const fs::path work_dir = options.work_dir.empty() ? fs::path(options.out + ".train") : fs::path(options.work_dir);
-  std::error_code ec;
-  if (fs::exists(out, ec) && !options.force)
-    fail<UsageError>("{}: already exists; choose another --out or pass --force to replace it", out.string());
-  if (options.resume && !fs::exists(work_dir / "checkpoint" / "state.json", ec))
-    fail<NotFoundError>("{}: no checkpoint to resume from; run without --resume to start training",
-                        (work_dir / "checkpoint").string());
-  if (!options.resume && fs::exists(work_dir, ec)) {
-    if (!options.force)
-      fail<UsageError>("{}: holds the checkpoint of an earlier run; continue it with --resume, or pass --force to "
-                       "start over",
-                       work_dir.string());
-    fs::remove_all(work_dir, ec);
+  std::unique_ptr<distributed::ProcessGroup> group;
+  if (world.distributed()) {
+    if (options.config.batch_size % static_cast<size_t>(world.world_size) != 0)
+      fail<UsageError>("--batch-size {} is the global batch: it must divide evenly over the world size {}",
+                       options.config.batch_size, world.world_size);
+    // One GPU per local rank, as torchrun's workers expect.
+    if (options.config.device == "cuda" || (options.config.device == "auto" && torch::cuda::is_available()))
+      options.config.device = fmt::format("cuda:{}", world.local_rank);
+    group = distributed::ProcessGroup::join(world, model::parse_device(options.config.device),
+                                            std::chrono::milliseconds(static_cast<int64_t>(options.dist_timeout * 1000)));
+    // torchrun restarted the workers after a failure: continue from the last checkpoint, or start over.
+    std::error_code ec;
+    if (world.restart_count > 0) {
+      options.resume = fs::exists(work_dir / "checkpoint" / "state.json", ec);
+      options.force = options.force || !options.resume;
+    }
   }
-  if (!options.config.metric.empty()) metrics::require_metric_name(options.config.metric, "--metric");
 
   const std::string& registry_flag = console.options().registry;
-  if (!options.register_name.empty()) registry::validate_model_name(options.register_name);
-  auto dataset = data::PreparedDataset::open(options.data);
-  const registry::ResolvedModel base = registry::resolve_model(options.model, registry_flag);
-  const fs::path model_dir = base.path;
-  auto warn = [&](const std::string& message) { console.warn("{}", message); };
-  torch::manual_seed(options.config.seed);  // a new head is drawn from --seed
-  model::OpenedModel opened = model::open_for_training(model_dir, options.model, dataset, options.reset_head, warn);
+  auto warn = [&](const std::string& message) {
+    if (main_rank) console.warn("{}", message);
+  };
+  std::unique_ptr<TrainingSetup> setup;
+  try {
+    std::error_code ec;
+    if (main_rank && fs::exists(out, ec) && !options.force)
+      fail<UsageError>("{}: already exists; choose another --out or pass --force to replace it", out.string());
+    if (options.resume && !fs::exists(work_dir / "checkpoint" / "state.json", ec))
+      fail<NotFoundError>("{}: no checkpoint to resume from; run without --resume to start training{}",
+                          (work_dir / "checkpoint").string(),
+                          world.distributed() ? " (on several machines, --work-dir must be on a filesystem they share)" : "");
+    if (main_rank && !options.resume && fs::exists(work_dir, ec)) {
+      if (!options.force)
+        fail<UsageError>("{}: holds the checkpoint of an earlier run; continue it with --resume, or pass --force to "
+                         "start over",
+                         work_dir.string());
+      fs::remove_all(work_dir, ec);
+    }
+    if (!options.config.metric.empty()) metrics::require_metric_name(options.config.metric, "--metric");
+    if (!options.register_name.empty()) registry::validate_model_name(options.register_name);
+    torch::manual_seed(options.config.seed);  // a new head is drawn from --seed
+    setup = std::make_unique<TrainingSetup>(options, work_dir, registry_flag, warn, group.get());
+  } catch (const Error& error) {
+    if (!group) throw;
+    distributed::agree_to_start(*group, nullptr, &error);  // throws on every rank
+  }
+  if (group) {
+    nlohmann::json fingerprint = setup->trainer->fingerprint();
+    fingerprint["resume"] = options.resume;
+    distributed::agree_to_start(*group, fingerprint, nullptr);
+  }
+  const data::PreparedDataset& dataset = setup->dataset;
+  const registry::ResolvedModel& base = setup->base;
+  model::OpenedModel& opened = setup->opened;
   model::LoadedModel& loaded = opened.loaded;
+  training::Trainer& trainer = *setup->trainer;
 
-  training::Trainer trainer(options.config, loaded, dataset, work_dir, warn, opened.fit.label_map);
   StopSignals signals;
   ProgressBar progress(console, "train", 0, " steps");
   std::function<void(const training::StepReport&)> on_step;
-  if (progress.enabled()) {
+  if (progress.enabled() && main_rank) {
     on_step = [&](const training::StepReport& report) {
       progress.set_label(fmt::format("train loss {:.4f} lr {:.2e} {:.1f} samples/s", report.loss, report.lr,
                                      report.samples_per_second));
@@ -98,7 +172,12 @@ void run_train(TrainOptions options, const Console& console) {
   }
   training::TrainResult result = trainer.run(options.resume, on_step);
   progress.finish();
+  if (!main_rank) {
+    group->barrier();  // rank 0 writes the model; the job succeeds when it has
+    return;
+  }
 
+  std::error_code ec;
   nlohmann::json lineage = {
       {"recmodel_version", RECMODEL_VERSION},
       {"created_by", "train"},
@@ -178,6 +257,7 @@ void run_train(TrainOptions options, const Console& console) {
     fmt::print(file, "wrote {} (training log: {}/train_log.jsonl)\n", options.out, options.out);
     if (registered) fmt::print(file, "registered {}\n", registered->uri());
   });
+  if (group) group->barrier();
 }
 
 }  // namespace
@@ -188,7 +268,10 @@ CommandAction register_train(CLI::App& command, const Console& console) {
   command.footer(
       "\nWhile training, <out>.train/ holds the latest checkpoint (model, optimizer, schedule, RNG and data\n"
       "position), the best dev model and train_log.jsonl. Ctrl-C or SIGTERM saves a checkpoint and exits 130;\n"
-      "the same command with --resume continues exactly where it stopped (bit-identical on CPU).");
+      "the same command with --resume continues exactly where it stopped (bit-identical on CPU).\n"
+      "\nUnder torchrun or a Kubeflow PyTorchJob (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set), or with\n"
+      "--nproc-per-node N, the ranks share each global batch and sum their gradients; rank 0 alone writes.\n"
+      "  torchrun --nproc-per-node 2 --no-python recmodel train --model M --data D --out O");
   const char* io_group = "Model and data";
   command.add_option("--model", options->model, "Model to start from: a directory (recmodel init, a Hugging Face BERT) or models:/NAME@ALIAS")
       ->type_name("REF")
@@ -298,6 +381,19 @@ CommandAction register_train(CLI::App& command, const Console& console) {
       ->capture_default_str()
       ->check(one_of({"fp32", "bf16", "fp16"}))
       ->group(device_group);
+  const char* dist_group = "Several processes (PyTorch c10d: Gloo on CPU, NCCL on CUDA)";
+  command.add_option("--nproc-per-node", options->nproc_per_node,
+                     "Start N local worker processes (as torchrun does); --batch-size stays the global batch")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024).description(""))
+      ->type_name("N")
+      ->group(dist_group);
+  command.add_option("--dist-timeout", options->dist_timeout,
+                     "Seconds to reach the rendezvous store (MASTER_ADDR:MASTER_PORT), and for each collective")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 86400.0).description(""))
+      ->type_name("SECONDS")
+      ->group(dist_group);
   command.add_option("--register", options->register_name, "Register the trained model as the next version of NAME in the registry")
       ->type_name("NAME")
       ->group(io_group);

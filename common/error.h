@@ -55,6 +55,12 @@ struct QualityGateError : Error {
   explicit QualityGateError(const std::string& m) : Error(ExitCode::quality_gate, m) {}
 };
 
+// Ends a command with `code` and no line of its own: the failure was already reported (by the
+// workers of `train --nproc-per-node`, each with its own line).
+struct AlreadyReported : Error {
+  explicit AlreadyReported(int code) : Error(static_cast<ExitCode>(code), "") {}
+};
+
 // Formats a message and throws the given error type: fail<DataError>("{}: line {}", f, n).
 template <typename E, typename... Args>
 [[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) {

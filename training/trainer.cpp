@@ -19,6 +19,7 @@
 #include "metrics/classification.h"
 #include "metrics/regression.h"
 #include "model/predictor.h"
+#include "storage/hashing.h"
 #include "training/batching.h"
 
 namespace recmodel::training {
@@ -73,6 +74,26 @@ model::NamedTensors named_parameters(model::BertForSequenceClassification& model
   return tensors;
 }
 
+// The dropout seed of optimizer step `step` on rank `rank` of a job: drawn afresh at every step,
+// so a restarted or resumed job continues with exactly the masks it would have drawn.
+uint64_t step_seed(uint64_t seed, int64_t step, int rank) {
+  SplitMix64 mix(seed ^ (static_cast<uint64_t>(step) * 0x9E3779B97F4A7C15ULL) ^
+                 (static_cast<uint64_t>(rank + 1) * 0xC2B2AE3D27D4EB4FULL));
+  return mix.next();
+}
+
+// SHA-256 of the parameters' names, shapes and bytes: two ranks started from other models differ here.
+std::string parameters_sha256(model::BertForSequenceClassification& model) {
+  storage::Sha256Stream hash;
+  for (const auto& item : model->named_parameters()) {
+    const torch::Tensor value = item.value().detach().to(torch::kCPU).contiguous();
+    hash.update(item.key());
+    hash.update(fmt::format("{}", value.sizes()));
+    hash.update(std::string_view(static_cast<const char*>(value.data_ptr()), value.numel() * value.element_size()));
+  }
+  return hash.hex();
+}
+
 void load_parameters(model::BertForSequenceClassification& model, const fs::path& file) {
   model::NamedTensors tensors = model::read_safetensors(file);
   std::map<std::string, torch::Tensor> by_name(tensors.begin(), tensors.end());
@@ -115,7 +136,8 @@ struct Trainer::State {
 };
 
 Trainer::Trainer(TrainConfig config, model::LoadedModel& loaded, const data::PreparedDataset& dataset,
-                 fs::path work_dir, std::function<void(const std::string&)> warn, std::vector<int32_t> label_map)
+                 fs::path work_dir, std::function<void(const std::string&)> warn, std::vector<int32_t> label_map,
+                 distributed::ProcessGroup* group)
     : config_(std::move(config)),
       loaded_(loaded),
       dataset_(dataset),
@@ -123,7 +145,8 @@ Trainer::Trainer(TrainConfig config, model::LoadedModel& loaded, const data::Pre
       warn_(std::move(warn)),
       label_map_(std::move(label_map)),
       train_(dataset.open_split("train")),
-      device_(model::parse_device(config_.device)) {
+      device_(model::parse_device(config_.device)),
+      group_(group) {
   if (train_.size() == 0) fail<DataError>("{}: the train split is empty", dataset_.split_path("train").string());
   if (dataset_.has_split("dev")) dev_.emplace(dataset_.open_split("dev"));
   if (config_.metric.empty()) config_.metric = default_metric(dataset_.task);
@@ -166,7 +189,7 @@ void Trainer::check_metric_applies() const {
                      value.reason.empty() ? "" : " (" + value.reason + ")", default_metric(dataset_.task));
 }
 
-nlohmann::json Trainer::fingerprint() const {
+nlohmann::json Trainer::settings() const {
   return {{"dataset_manifest_sha256", dataset_.manifest_sha256},
           {"epochs", config_.epochs},
           {"batch_size", config_.batch_size},
@@ -181,6 +204,40 @@ nlohmann::json Trainer::fingerprint() const {
           {"precision", config_.precision}};
 }
 
+nlohmann::json Trainer::fingerprint() const {
+  nlohmann::json document = settings();
+  document["patience"] = config_.patience;
+  document["checkpoint_every"] = config_.checkpoint_every;
+  document["stop_after"] = config_.stop_after;
+  document["labels"] = loaded_.config.labels;
+  document["model_parameters_sha256"] = parameters_sha256(loaded_.model);
+  document["world_size"] = group_ ? group_->world_size() : 1;
+  document["recmodel_version"] = RECMODEL_VERSION;
+  return document;
+}
+
+std::vector<size_t> Trainer::shard(const std::vector<size_t>& batch) const {
+  if (group_ == nullptr) return batch;
+  const size_t world = static_cast<size_t>(group_->world_size()), rank = static_cast<size_t>(group_->rank());
+  const size_t per_rank = (batch.size() + world - 1) / world;
+  const size_t first = std::min(batch.size(), rank * per_rank), last = std::min(batch.size(), first + per_rank);
+  return {batch.begin() + static_cast<std::ptrdiff_t>(first), batch.begin() + static_cast<std::ptrdiff_t>(last)};
+}
+
+void Trainer::sum_gradients(const std::vector<torch::Tensor>& parameters, const torch::Tensor& has_gradient) {
+  std::vector<torch::Tensor> gradients;
+  gradients.reserve(parameters.size());
+  for (const auto& parameter : parameters) {
+    torch::Tensor& grad = const_cast<torch::Tensor&>(parameter).mutable_grad();
+    if (!grad.defined()) grad = torch::zeros_like(parameter);
+    gradients.push_back(grad);
+  }
+  group_->all_reduce_sum(gradients);
+  const double* flags = has_gradient.data_ptr<double>();
+  for (size_t i = 0; i < parameters.size(); ++i)
+    if (flags[i] == 0) const_cast<torch::Tensor&>(parameters[i]).mutable_grad().reset();
+}
+
 nlohmann::json Trainer::evaluate_dev() {
   auto& model = loaded_.model;
   const bool regression = dataset_.task == data::Task::regression;
@@ -193,7 +250,11 @@ nlohmann::json Trainer::evaluate_dev() {
   {
     torch::NoGradGuard no_grad;
     model->eval();
-    for (const auto& indices : plan_evaluation(*dev_, config_.batch_size * 2)) {
+    const BatchPlan plan = plan_evaluation(*dev_, config_.batch_size * 2);
+    for (size_t b = 0; b < plan.size(); ++b) {
+      // A job's ranks take turns; the predictions are summed below (every other rank holds zeros there).
+      if (group_ && static_cast<int>(b % static_cast<size_t>(group_->world_size())) != group_->rank()) continue;
+      const std::vector<size_t>& indices = plan[b];
       Batch batch = make_batch(*dev_, indices, loaded_.config.pad_token_id);
       map_labels(batch, *dev_, indices);
       auto logits = model->forward(batch.input_ids.to(device_), batch.token_type_ids.to(device_),
@@ -222,6 +283,26 @@ nlohmann::json Trainer::evaluate_dev() {
     }
     model->train();
   }
+  if (group_) {
+    // Whole numbers (class ids) and zeros elsewhere: the sum is exact, the same as one process's arrays.
+    std::vector<double> packed;
+    packed.reserve(truth.size() * 2 + truth_values.size() * 2 + probabilities.size() + 1);
+    packed.insert(packed.end(), truth.begin(), truth.end());
+    packed.insert(packed.end(), predicted.begin(), predicted.end());
+    packed.insert(packed.end(), truth_values.begin(), truth_values.end());
+    packed.insert(packed.end(), predicted_values.begin(), predicted_values.end());
+    packed.insert(packed.end(), probabilities.begin(), probabilities.end());
+    packed.push_back(loss_sum);
+    torch::Tensor sums = torch::from_blob(packed.data(), {static_cast<int64_t>(packed.size())}, torch::kDouble).clone();
+    group_->all_reduce_sum({sums});
+    const double* p = sums.data_ptr<double>();
+    for (auto& v : truth) v = static_cast<int>(std::lround(*p++));
+    for (auto& v : predicted) v = static_cast<int>(std::lround(*p++));
+    for (auto& v : truth_values) v = *p++;
+    for (auto& v : predicted_values) v = *p++;
+    for (auto& v : probabilities) v = *p++;
+    loss_sum = *p;
+  }
   nlohmann::json result;
   if (regression) {
     result = nlohmann::json::parse(metrics::to_json(metrics::regression_metrics(truth_values, predicted_values)).dump());
@@ -236,6 +317,7 @@ nlohmann::json Trainer::evaluate_dev() {
 }
 
 void Trainer::append_log(const nlohmann::json& record) {
+  if (!writes_files()) return;
   std::ofstream log(work_dir_ / "train_log.jsonl", std::ios::app);
   log << record.dump() << '\n';
   if (!log) fail<DataError>("{}: cannot append to the training log", (work_dir_ / "train_log.jsonl").string());
@@ -245,7 +327,7 @@ void Trainer::truncate_log(int64_t after_step) {
   // Records past the checkpoint belong to the run that was interrupted; the resumed run writes them again.
   const fs::path path = work_dir_ / "train_log.jsonl";
   std::error_code ec;
-  if (!fs::exists(path, ec)) return;
+  if (!writes_files() || !fs::exists(path, ec)) return;
   std::ifstream in(path);
   std::string kept, line;
   while (std::getline(in, line)) {
@@ -280,7 +362,7 @@ void Trainer::save_checkpoint(const State& state) {
                         {"best_metrics", state.best_metrics},
                         {"evals_without_improvement", state.evals_without_improvement},
                         {"last_loss", state.last_loss},
-                        {"settings", fingerprint()}};
+                        {"settings", settings()}};
   write_file_atomic(staging.path() / "state.json", doc.dump(2) + "\n");
   staging.commit();
 }
@@ -294,7 +376,7 @@ void Trainer::load_checkpoint(State& state) {
   if (doc.value("format_version", 0) != kCheckpointFormatVersion)
     fail<DataError>("{}: checkpoint format {} is not the one this recmodel writes ({})",
                     (dir / "state.json").string(), doc.value("format_version", 0), kCheckpointFormatVersion);
-  const nlohmann::json now = fingerprint();
+  const nlohmann::json now = settings();
   const nlohmann::json& then = doc["settings"];
   std::vector<std::string> changed;
   for (const auto& [key, value] : now.items()) {
@@ -330,6 +412,7 @@ std::string Trainer::last_good_checkpoint() const {
 }
 
 void Trainer::save_best(const State&) {
+  if (!writes_files()) return;
   StagingDir staging(work_dir_ / "best", /*replace=*/true);
   model::write_safetensors(staging.path() / "model.safetensors", named_parameters(loaded_.model));
   staging.commit();
@@ -354,6 +437,9 @@ TrainResult Trainer::run(bool resume, const std::function<void(const StepReport&
     if (device_.is_cuda()) torch::cuda::manual_seed_all(config_.seed);
   }
   if (device_.is_cuda() && resume) torch::cuda::manual_seed_all(config_.seed + static_cast<uint64_t>(state.step));
+  const std::vector<torch::Tensor> parameters = model->parameters();
+  // Every rank starts from rank 0's weights (a new head drawn elsewhere, a stray file).
+  if (group_) group_->broadcast_from_main(parameters);
 
   const size_t batches_per_epoch = (train_.size() + config_.batch_size - 1) / config_.batch_size;
   const int64_t steps_per_epoch =
@@ -402,7 +488,6 @@ TrainResult Trainer::run(bool resume, const std::function<void(const StepReport&
     if (config_.patience > 0 && state.evals_without_improvement >= config_.patience) state.stopped_early = true;
   };
 
-  const std::vector<torch::Tensor> parameters = model->parameters();
   model->train();
   for (; state.epoch < config_.epochs && !state.stopped_early; ++state.epoch, state.next_batch = 0) {
     const BatchPlan plan = plan_training_epoch(train_, config_.batch_size, config_.seed, static_cast<uint64_t>(state.epoch));
@@ -413,9 +498,16 @@ TrainResult Trainer::run(bool resume, const std::function<void(const StepReport&
       size_t step_examples = 0;
       for (size_t b = first; b < last; ++b) step_examples += plan[b].size();
       torch::Tensor step_loss = torch::zeros({}, torch::TensorOptions().device(device_));
+      uint64_t step_tokens = 0;
+      if (group_) {
+        torch::manual_seed(step_seed(config_.seed, state.step, group_->rank()));
+        if (device_.is_cuda()) torch::cuda::manual_seed_all(step_seed(config_.seed, state.step, group_->rank()));
+      }
       for (size_t b = first; b < last; ++b) {
-        Batch batch = make_batch(train_, plan[b], loaded_.config.pad_token_id);
-        map_labels(batch, train_, plan[b]);
+        const std::vector<size_t> mine = shard(plan[b]);  // the whole batch in one process
+        if (mine.empty()) continue;
+        Batch batch = make_batch(train_, mine, loaded_.config.pad_token_id);
+        map_labels(batch, train_, mine);
         torch::Tensor loss;
         {
           AutocastScope scope(autocast, autocast_dtype);
@@ -423,13 +515,31 @@ TrainResult Trainer::run(bool resume, const std::function<void(const StepReport&
                                        batch.token_type_ids.to(device_, true), batch.attention_mask.to(device_, true));
           loss = model->loss(logits, batch.labels.to(device_, true));
         }
-        // Weighted by batch size so an accumulated step equals one large batch.
-        const double weight = static_cast<double>(plan[b].size()) / static_cast<double>(step_examples);
+        // Weighted by its share of the step's examples, so an accumulated (or sharded, then
+        // summed) step equals one large batch.
+        const double weight = static_cast<double>(mine.size()) / static_cast<double>(step_examples);
         (loss * (weight * loss_scale)).backward();
         step_loss += loss.detach() * weight;
-        interval_tokens += static_cast<uint64_t>(batch.tokens);
-        state.tokens += static_cast<uint64_t>(batch.tokens);
+        step_tokens += static_cast<uint64_t>(batch.tokens);
       }
+      bool stop_signalled = stop_requested().load();
+      if (group_) {
+        // One small sum per step (the loss, who was asked to stop, tokens, which parameters have
+        // gradients), then the gradients; so all ranks stop at the same step.
+        std::vector<double> small(3 + parameters.size());
+        small[0] = step_loss.item<double>();
+        small[1] = stop_signalled ? 1 : 0;
+        small[2] = static_cast<double>(step_tokens);
+        for (size_t i = 0; i < parameters.size(); ++i) small[3 + i] = parameters[i].grad().defined() ? 1 : 0;
+        torch::Tensor sums = torch::from_blob(small.data(), {static_cast<int64_t>(small.size())}, torch::kDouble).clone();
+        group_->all_reduce_sum({sums});
+        step_loss = torch::full({}, sums[0].item<double>(), torch::TensorOptions().device(device_));
+        stop_signalled = sums[1].item<double>() > 0;
+        step_tokens = static_cast<uint64_t>(std::llround(sums[2].item<double>()));
+        sum_gradients(parameters, sums.narrow(0, 3, static_cast<int64_t>(parameters.size())).contiguous());
+      }
+      interval_tokens += step_tokens;
+      state.tokens += step_tokens;
       // Unscaling (fp16) and clipping are folded into the optimizer's pass over the gradients.
       const double grad_norm = gradient_norm(parameters) / loss_scale;
       if (!std::isfinite(grad_norm)) {
@@ -503,9 +613,10 @@ TrainResult Trainer::run(bool resume, const std::function<void(const StepReport&
       const bool checkpoint_now =
           config_.checkpoint_every > 0 ? state.step % config_.checkpoint_every == 0
                                        : (config_.eval_every > 0 ? state.step % config_.eval_every == 0 : epoch_done);
-      const bool stop_now = stop_requested().load() || (config_.stop_after > 0 && state.step >= config_.stop_after);
+      const bool stop_now = stop_signalled || (config_.stop_after > 0 && state.step >= config_.stop_after);
       if ((checkpoint_now || stop_now) && !state.stopped_early) {
-        save_checkpoint(state);
+        if (writes_files()) save_checkpoint(state);
+        if (group_) group_->barrier();  // a restart finds the checkpoint complete on every rank
       }
       if (epoch_done) {
         --state.epoch;  // the for loop advances it
@@ -528,7 +639,7 @@ TrainResult Trainer::run(bool resume, const std::function<void(const StepReport&
   result.best_value = state.best_value;
   result.best_step = state.best_step;
   result.best_metrics = state.best_metrics;
-  if (state.best_value) load_best();
+  if (state.best_value && writes_files()) load_best();
   model->eval();
   model->to(torch::kCPU);
   return result;

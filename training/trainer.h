@@ -16,6 +16,7 @@
 
 #include "common/error.h"
 #include "data/prepared_dataset.h"
+#include "distributed/process_group.h"
 #include "model/checkpoint.h"
 #include "training/adamw.h"
 #include "training/batching.h"
@@ -87,16 +88,24 @@ class Trainer {
  public:
   // `work_dir` holds checkpoint/, best/ and train_log.jsonl while training runs. `label_map`
   // (data::Fit, from model::open_for_training) maps the dataset's class ids to the head's;
-  // empty: they are the same.
+  // empty: they are the same. With a process `group` (world size > 1) each step's global batch
+  // is sharded across the ranks and the gradients summed; rank 0 alone writes work_dir, which the
+  // other ranks read when resuming (one machine, or a shared filesystem). Without one: one process.
   Trainer(TrainConfig config, model::LoadedModel& loaded, const data::PreparedDataset& dataset, fs::path work_dir,
-          std::function<void(const std::string&)> warn, std::vector<int32_t> label_map = {});
+          std::function<void(const std::string&)> warn, std::vector<int32_t> label_map = {},
+          distributed::ProcessGroup* group = nullptr);
 
   // Trains from scratch, or continues from work_dir/checkpoint when `resume` is set. Returns the
   // model with the best dev weights loaded (the last weights when there is no dev split).
   TrainResult run(bool resume, const std::function<void(const StepReport&)>& on_step);
 
-  // Returns the dev metrics of the current weights: every metric by name plus "loss".
+  // Returns the dev metrics of the current weights: every metric by name plus "loss". With a
+  // process group each rank evaluates a share of the batches and the predictions are summed, so
+  // every rank gets the single-process metrics.
   nlohmann::json evaluate_dev();
+
+  // What every rank of a job must agree on: the data, the settings and the starting model.
+  nlohmann::json fingerprint() const;
 
   // Set from a signal handler: finish the current step, save a checkpoint, stop.
   static std::atomic<bool>& stop_requested();
@@ -111,7 +120,14 @@ class Trainer {
   void map_labels(Batch& batch, const data::DatasetSplit& split, const std::vector<size_t>& indices) const;
   void append_log(const nlohmann::json& record);
   void truncate_log(int64_t after_step);
-  nlohmann::json fingerprint() const;
+  // The settings a checkpoint must match to be resumed (not the world size: resuming 2 -> 1 works).
+  nlohmann::json settings() const;
+  // This rank's share of a global batch: a contiguous slice, empty when the batch is smaller than the world.
+  std::vector<size_t> shard(const std::vector<size_t>& batch) const;
+  // Sums the gradients over the ranks; `has_gradient` (summed already) says which parameters had
+  // one on some rank: the others stay without, as in a single process.
+  void sum_gradients(const std::vector<torch::Tensor>& parameters, const torch::Tensor& has_gradient);
+  bool writes_files() const { return group_ == nullptr || group_->rank() == 0; }
   // Throws UsageError when --metric is not defined for this task (r2 of a classifier, ...).
   void check_metric_applies() const;
   // Returns where the last checkpoint is, for error messages.
@@ -127,6 +143,7 @@ class Trainer {
   std::optional<data::DatasetSplit> dev_;
   torch::Device device_;
   std::unique_ptr<AdamW> optimizer_;
+  distributed::ProcessGroup* group_;
 };
 
 }  // namespace recmodel::training
