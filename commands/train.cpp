@@ -112,7 +112,8 @@ void run_train(TrainOptions options, const Console& console) {
     if (options.config.device == "cuda" || (options.config.device == "auto" && torch::cuda::is_available()))
       options.config.device = fmt::format("cuda:{}", world.local_rank);
     group = distributed::ProcessGroup::join(world, model::parse_device(options.config.device),
-                                            std::chrono::milliseconds(static_cast<int64_t>(options.dist_timeout * 1000)));
+                                            std::chrono::milliseconds(static_cast<int64_t>(options.dist_timeout * 1000)),
+                                            console.options().verbose);
     // torchrun restarted the workers after a failure: continue from the last checkpoint, or start over.
     std::error_code ec;
     if (world.restart_count > 0) {

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include <c10/util/Exception.h>
+#include <c10/util/Logging.h>
 #include <fmt/format.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -75,7 +76,15 @@ ProcessGroup::ProcessGroup(World world) : world_(std::move(world)), impl_(std::m
 ProcessGroup::~ProcessGroup() = default;
 
 std::unique_ptr<ProcessGroup> ProcessGroup::join(const World& world, const torch::Device& device,
-                                                 std::chrono::milliseconds timeout) {
+                                                 std::chrono::milliseconds timeout, bool library_logs) {
+  // c10d logs every retry and timeout itself; recmodel says what failed in its one error line.
+  if (!library_logs) {
+#ifdef C10_USE_GLOG
+    FLAGS_minloglevel = google::GLOG_FATAL;
+#else
+    FLAGS_caffe2_log_level = 3;  // c10's FATAL
+#endif
+  }
   std::unique_ptr<ProcessGroup> group(new ProcessGroup(world));
   Impl& impl = *group->impl_;
   impl.timeout = timeout;

@@ -20,9 +20,10 @@ class ProcessGroup {
   // Joins the job `world` describes: connects to (or, as rank 0 without an agent store, hosts)
   // the TCPStore at MASTER_ADDR:MASTER_PORT and builds the process group for `device`. Throws
   // RemoteError (exit 5) naming the address when the store cannot be reached within `timeout`,
-  // which also bounds every later collective (a rank that died stops the others).
+  // which also bounds every later collective (a rank that died stops the others). c10d's own log
+  // lines (retries, timeouts) go to stderr only with `library_logs` (recmodel -v).
   static std::unique_ptr<ProcessGroup> join(const World& world, const torch::Device& device,
-                                            std::chrono::milliseconds timeout);
+                                            std::chrono::milliseconds timeout, bool library_logs = false);
   ~ProcessGroup();
 
   int rank() const { return world_.rank; }

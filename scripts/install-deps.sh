@@ -22,6 +22,9 @@ debian_packages=(
   # `recmodel serve`: Boost.Beast/Asio for HTTP (Debian's default Boost, 1.74: libboost1.81-dev
   # conflicts with it and would remove python3-sklearn) and prometheus-cpp for the metrics.
   libboost-dev prometheus-cpp-dev
+  # Data-parallel training: c10d's ProcessGroupGloo header includes gloo's headers; torchrun (from
+  # python3-torch) is the launcher the tests run it under.
+  libgloo-dev
   # Serve's peers: wrk drives load, promtool (from prometheus) checks /metrics, curl and jq are
   # the plain HTTP clients.
   wrk prometheus curl jq
