@@ -116,10 +116,7 @@ void run_train(TrainOptions options, const Console& console) {
                                             console.options().verbose);
     // torchrun restarted the workers after a failure: continue from the last checkpoint, or start over.
     std::error_code ec;
-    if (world.restart_count > 0) {
-      options.resume = fs::exists(work_dir / "checkpoint" / "state.json", ec);
-      options.force = options.force || !options.resume;
-    }
+    if (world.restart_count > 0) options.resume = fs::exists(work_dir / "checkpoint" / "state.json", ec);
   }
 
   const std::string& registry_flag = console.options().registry;
@@ -136,7 +133,9 @@ void run_train(TrainOptions options, const Console& console) {
                           (work_dir / "checkpoint").string(),
                           world.distributed() ? " (on several machines, --work-dir must be on a filesystem they share)" : "");
     if (main_rank && !options.resume && fs::exists(work_dir, ec)) {
-      if (!options.force)
+      // A restarted job without a checkpoint starts over: the work dir is its own failed attempt's
+      // (never --out: that is the user's).
+      if (!options.force && world.restart_count == 0)
         fail<UsageError>("{}: holds the checkpoint of an earlier run; continue it with --resume, or pass --force to "
                          "start over",
                          work_dir.string());

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -115,6 +116,8 @@ int launch_local_workers(const LaunchOptions& options, const std::function<void(
     if (pid == 0) {
       // Its own process group: Ctrl-C at the terminal reaches the launcher, which forwards it once.
       ::setpgid(0, 0);
+      // A launcher that is killed outright takes its workers along (they save a checkpoint).
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       ::sigprocmask(SIG_SETMASK, &previous, nullptr);
       ::setenv("RANK", std::to_string(rank).c_str(), 1);
       ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);

@@ -21,7 +21,8 @@ recmodel="${RECMODEL:-}"
 python=/usr/bin/python3
 [[ -x /usr/bin/torchrun ]] || { echo "FAIL: needs Debian's torchrun (python3-torch; scripts/install-deps.sh)" >&2; exit 1; }
 work="$(mktemp -d /tmp/recmodel-train-dist.XXXXXX)"
-trap 'pkill -KILL -f -- "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
+# Background launchers and torchrun are stopped on any exit; their workers follow them.
+trap 'jobs -p | xargs -r kill -TERM 2>/dev/null || true; sleep 1; jobs -p | xargs -r kill -KILL 2>/dev/null || true; rm -rf "$work"' EXIT
 cd "$work"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 free_port() { "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
