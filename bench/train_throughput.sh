@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CPU training throughput: recmodel train vs a plain PyTorch training loop (bench/train_torch_loop.py,
 # Debian's python3-torch) on the same model (preset), the same prepared split, batch size, optimizer and
-# length bucketing, with the same thread count; then peak RSS of recmodel train at two dataset sizes.
+# length bucketing, with the same thread count; then data-parallel scaling (2 processes x 1 thread vs
+# 1 process x 2 threads) and peak RSS of recmodel train at two dataset sizes.
 #
 #   bench/train_throughput.sh [--preset small] [--rows 6000] [--batch-size 32] [--threads N] [--recmodel PATH]
 set -euo pipefail
@@ -69,6 +70,34 @@ printf '%-30s %14s %14s\n' "PyTorch loop (python3-torch)" "$peer_sps" "$peer_tps
 printf '%-30s %14s %14s\n' "  same, recmodel's settings" "$tuned_sps" "$tuned_tps"
 /usr/bin/python3 -c "print(f'ratio recmodel / PyTorch: {$ours_sps / $peer_sps:.2f}x (target >= 1.2x); '
                            f'against the loop under recmodel\'s runtime settings: {$ours_sps / $tuned_sps:.2f}x')"
+
+# Data-parallel scaling on this machine's cores: c10d/Gloo over loopback. The same global batch and
+# steps as 1 process x 1 thread, 1 process x 2 threads and 2 processes x 1 thread (--nproc-per-node 2;
+# rank 0 logs the global samples/s). Scaling efficiency = 2x1 rate / (2 x the 1x1 rate).
+interval_rate() {  # train_log.jsonl -> mean samples/s of the intervals after the first
+  /usr/bin/python3 - "$1" <<'PY'
+import json, sys
+records = [r for r in map(json.loads, open(sys.argv[1])) if "samples_per_second" in r]
+timed = records[1:] or records
+print(f"{sum(r['samples_per_second'] for r in timed) / len(timed):.2f}")
+PY
+}
+scaling_run() {  # name threads [train options...]
+  local name=$1 threads=$2; shift 2
+  "$recmodel" --threads "$threads" train --model "$work/model" --data "$work/data" --out "$work/$name" \
+    --batch-size "$batch" --log-every 5 --stop-after 60 "$@" >/dev/null 2>"$work/$name.err" || [[ $? == 130 ]] ||
+    { cat "$work/$name.err" >&2; exit 1; }
+  interval_rate "$work/$name.train/train_log.jsonl"
+}
+one_by_one=$(scaling_run dp-1x1 1)
+one_by_two=$(scaling_run dp-1x2 2)
+two_by_one=$(scaling_run dp-2x1 1 --nproc-per-node 2)
+printf '\nData-parallel training (c10d Gloo, loopback), preset %s, global batch %s, 60 steps\n' "$preset" "$batch"
+printf '%-34s %12s\n' "" "samples/s"
+printf '%-34s %12s\n' "1 process x 1 thread" "$one_by_one" "1 process x 2 threads" "$one_by_two" \
+  "2 processes x 1 thread" "$two_by_one"
+/usr/bin/python3 -c "print(f'2 processes x 1 thread / 1 process x 2 threads: {$two_by_one / $one_by_two:.2f}x; '
+                           f'scaling efficiency of 2 processes: {$two_by_one / (2 * $one_by_one):.0%}')"
 
 # Peak RSS must not grow with the dataset: the same number of steps on 1x and 10x the rows.
 printf '\nPeak RSS of recmodel train (%s preset, 40 steps)\n' "$preset"

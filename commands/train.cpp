@@ -152,6 +152,9 @@ void run_train(TrainOptions options, const Console& console) {
   if (group) {
     nlohmann::json fingerprint = setup->trainer->fingerprint();
     fingerprint["resume"] = options.resume;
+    // Every rank must continue from the same checkpoint: a rank that read an older one (a shared
+    // filesystem that lagged behind rank 0's rename) would train on silently different weights.
+    if (options.resume) fingerprint["checkpoint_sha256"] = sha256_file(work_dir / "checkpoint" / "state.json");
     distributed::agree_to_start(*group, fingerprint, nullptr);
   }
   const data::PreparedDataset& dataset = setup->dataset;

@@ -9,7 +9,9 @@
 #      world size 1 finishes it.
 #   4. refusals: ranks with other settings exit 3 on every rank naming the field; an unreachable
 #      master exits 5 naming the address; a global batch not divisible by the world exits 2; a
-#      killed rank stops the others at once (the launcher exits with its code, 137).
+#      killed rank stops the others at once (the launcher exits with its code, 137), and without a
+#      launcher the survivor stops within --dist-timeout with one line; ranks that would resume from
+#      different checkpoints exit 3.
 # Env (set by CTest): RECMODEL (the binary), RECMODEL_SHARED_DATA, RECMODEL_SOURCE_DIR.
 set -euo pipefail
 
@@ -97,6 +99,7 @@ code=0; wait "$job" || code=$?
 [[ $code == 130 ]] || fail "SIGINT: launcher exited $code, not 130: $(cat int.err)"
 [[ "$(grep -c 'recmodel: error: training stopped at step' int.err)" == 2 ]] || fail "both ranks should say where they stopped: $(cat int.err)"
 [[ "$(sed -n 's/.*stopped at step \([0-9]*\) .*/\1/p' int.err | sort -u | wc -l)" == 1 ]] || fail "ranks stopped at other steps: $(cat int.err)"
+cp -r interrupted.train ck_a && cp -r interrupted.train ck_b && echo >> ck_b/checkpoint/state.json  # same step, other bytes
 "$recmodel" "${slow[@]}" --out interrupted --resume >/dev/null 2>resume.err || fail "resume at world size 1: $(cat resume.err)"
 echo "ok: SIGINT stops both ranks at one step, exit 130; resumed at world size 1"
 
@@ -133,5 +136,32 @@ code=0; wait "$job" || code=$?
 (( $(date +%s) - start < 20 )) || fail "the other rank took $(( $(date +%s) - start )) s to stop"
 [[ $code == 137 ]] || fail "killed rank: launcher exited $code, not 137: $(cat killed.err)"
 grep -q 'recmodel: warning: worker [0-9]* (rank 1) was killed by signal 9 (Killed); stopping the other 1' killed.err || fail "the launcher should name the killed worker: $(cat killed.err)"
-echo "ok: disagreement (3), unreachable master (5), indivisible batch (2), killed rank (137)"
+# Without a launcher (a PyTorchJob's pods): a rank that dies stops the other within --dist-timeout.
+port="$(free_port)"
+for r in 0 1; do
+  RANK=$r WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$recmodel" "${slow[@]}" --out alone$r \
+    --dist-timeout 15 >/dev/null 2>alone$r.err &
+  eval "pid$r=\$!"
+done
+for _ in $(seq 600); do grep -qs loss alone0.train/train_log.jsonl && break; sleep 0.05; done
+kill -KILL "$pid1"
+start=$(date +%s)
+code=0; wait "$pid0" || code=$?
+(( $(date +%s) - start <= 20 )) || fail "rank 0 took $(( $(date +%s) - start )) s to notice its peer died"
+[[ $code != 0 && $code != 137 ]] || fail "rank 0 exited $code after its peer died: $(cat alone0.err)"
+[[ "$(grep -c . alone0.err)" == 1 ]] && grep -q '^recmodel: error: ' alone0.err || fail "rank 0 should say why in one line: $(cat alone0.err)"
+echo "  rank 0 after its peer died: exit $code: $(cat alone0.err)"
+# Ranks that would resume from different checkpoints (a shared filesystem that lagged) are refused.
+port="$(free_port)"
+for r in 0 1; do
+  ck=$([[ $r == 0 ]] && echo ck_a || echo ck_b)
+  RANK=$r WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$recmodel" "${slow[@]}" --out res$r --work-dir $ck \
+    --resume --dist-timeout 30 >/dev/null 2>res$r.err &
+  eval "pid$r=\$!"
+done
+c0=0; wait "$pid0" || c0=$?
+c1=0; wait "$pid1" || c1=$?
+[[ $c0 == 3 && $c1 == 3 ]] || fail "ranks resuming other checkpoints: exit $c0 and $c1, not 3: $(cat res0.err res1.err)"
+grep -q 'rank 1 of 2 disagrees with rank 0 on checkpoint_sha256' res0.err || fail "checkpoint disagreement message: $(cat res0.err)"
+echo "ok: disagreement (3), unreachable master (5), indivisible batch (2), killed rank (137 under the launcher; rank 0 alone stops), other checkpoints (3)"
 echo "PASS"
