@@ -6,10 +6,9 @@
 
 #include <CLI/CLI.hpp>
 
-namespace recmodel {
+#include "common/suggest.h"
 
-// Returns the candidate closest to `word` by edit distance when it is close enough, else "".
-std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
+namespace recmodel {
 
 // Returns a CLI11 validator accepting exactly one of `values`; the error names them all
 // and suggests the closest.

@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "cli/suggest.h"
+#include "common/suggest.h"
 #include "common/error.h"
 
 namespace recmodel::metrics {

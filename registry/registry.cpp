@@ -13,7 +13,7 @@
 
 #include <fmt/format.h>
 
-#include "cli/suggest.h"
+#include "common/suggest.h"
 #include "common/error.h"
 #include "common/json.h"
 #include "common/files.h"

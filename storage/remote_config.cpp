@@ -7,7 +7,7 @@
 
 #include <toml++/toml.h>
 
-#include "cli/suggest.h"
+#include "common/suggest.h"
 #include "common/error.h"
 #include "common/files.h"
 #include "storage/s3_client.h"
