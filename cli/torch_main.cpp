@@ -5,6 +5,7 @@
 #include "commands/evaluate.h"
 #include "commands/export.h"
 #include "commands/init.h"
+#include "commands/pipeline.h"
 #include "commands/predict.h"
 #include "commands/quantize.h"
 #include "commands/serve.h"
@@ -16,7 +17,7 @@ int main(int argc, char** argv) {
   runtime.commands = {{"init", recmodel::register_init},         {"train", recmodel::register_train},
                       {"evaluate", recmodel::register_evaluate}, {"predict", recmodel::register_predict},
                       {"quantize", recmodel::register_quantize}, {"export", recmodel::register_export},
-                      {"serve", recmodel::register_serve}};
+                      {"serve", recmodel::register_serve},       {"pipeline", recmodel::register_pipeline}};
   runtime.version_info = recmodel::version_info;
   runtime.use_threads = recmodel::use_threads;
   return recmodel::run_cli(argc, argv, &runtime);

@@ -3,7 +3,8 @@
 # WordPiece vocabulary from it, prepare every task's dataset, train a small BERT on product
 # categories, gate it on the test split, predict, register and promote it, quantize to int8,
 # export to ONNX (checked in ONNX Runtime), and move it between an on-prem S3 (a real Ceph
-# gateway started here) and a public-cloud bucket, keeping private versions private.
+# gateway started here) and a public-cloud bucket, keeping private versions private; then the
+# whole retraining loop again as one `recmodel pipeline run`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/install-deps.sh"
@@ -129,5 +130,53 @@ step "Pulling production back from the cloud: every file's SHA-256 is checked be
 "$recmodel" pull models:/products@production --from cloud --out "$out/models/products-pulled"
 printf 'wireless noise cancelling headphones\n' | "$recmodel" predict --model "$out/models/products-pulled" --top-k 1
 "$recmodel" registry lineage models:/products/1
+
+step "The nightly retraining loop as one pipeline run: train a challenger, gate it, quantize, export, register it with lineage, promote it only if it beats production, publish"
+cat > "$out/nightly.toml" <<TOML
+[data]
+input = "raw/products.csv"
+split = "0.8,0.1,0.1"
+seed = 7
+text_column = "title"
+label_column = "category"
+max_length = 64
+max_rejected = "5%"
+[model]
+preset = "tiny"
+vocab = "vocab.txt"
+seed = 11
+[train]
+epochs = 6
+batch_size = 32
+lr = 1e-3
+warmup_ratio = 0.1
+seed = 11
+[gates]
+fail_under = { accuracy = 0.8, f1_macro = 0.7 }
+[quantize]
+max_drop = 0.02
+[export]
+int8 = true
+[register]
+name = "products"
+tags = { team = "search", trigger = "nightly" }
+classification = "internal"
+[promotion]
+alias = "production"
+metric = "f1_macro"
+min_improvement = 0.002
+[publish]
+remotes = ["onprem", "cloud"]
+TOML
+"$recmodel" pipeline status "$out/nightly.toml"
+code=0
+"$recmodel" pipeline run "$out/nightly.toml" || code=$?
+# 1: the challenger did not beat production (registered, not promoted); anything else is a failure.
+[[ $code == 0 || $code == 1 ]] || { echo "demo: the pipeline failed with exit $code" >&2; exit 1; }
+cat "$out"/nightly.pipeline/runs/*/summary.md >&2
+"$recmodel" registry history models:/products@production
+
+step "The same pipeline again: nothing changed, so no stage runs"
+"$recmodel" pipeline run "$out/nightly.toml" || [[ $? == "$code" ]]
 
 printf '\nDemo finished; artifacts are in %s\n' "$out" >&2

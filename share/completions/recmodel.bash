@@ -8,7 +8,7 @@
 
 # Options valid with every command (and before it).
 _recmodel_global_opts="--json -q --quiet -v --verbose --registry --threads --no-progress -h --help"
-_recmodel_commands="preprocess init train evaluate predict tokenize vocab quantize export registry remote push pull sync ls serve help"
+_recmodel_commands="preprocess init train evaluate predict tokenize vocab quantize export registry remote push pull sync ls serve pipeline help"
 
 # Prints the options of one command, global options excluded.
 _recmodel_command_opts() {
@@ -49,6 +49,8 @@ _recmodel_command_opts() {
             echo "--from --to $_recmodel_transfer_opts" ;;
         ls)
             echo "--jobs --config" ;;
+        pipeline)
+            echo "--config --set --force --dry-run" ;;
         serve)
             echo "--model --from --poll --device --max-length --host --port --max-concurrent-requests \
 --payload-limit --request-timeout --idle-timeout --drain-timeout --http-threads --max-batch-tokens \
@@ -316,6 +318,22 @@ precision_micro recall_micro precision_weighted recall_weighted top_k_accuracy r
 --log-sample)
                     return 0 ;;
             esac ;;
+        pipeline)
+            case "$prev" in
+                --config) _recmodel_files "$cur"; return 0 ;;
+                --force) COMPREPLY=($(compgen -W "preprocess train evaluate quantize export register promote publish" \
+                    -- "$cur")); return 0 ;;
+                --set)
+                    COMPREPLY=($(compgen -W "data. model. train. gates. quantize. export. register. promotion. publish." \
+                        -- "$cur"))
+                    compopt -o nospace 2>/dev/null
+                    return 0 ;;
+            esac
+            if [[ "$cur" != -* && "$prev" == "pipeline" ]]; then
+                COMPREPLY=($(compgen -W "run status" -- "$cur")); return 0
+            elif [[ "$cur" != -* && ( "$prev" == "run" || "$prev" == "status" ) ]]; then
+                _recmodel_files "$cur"; return 0
+            fi ;;
     esac
 
     if [[ -z "$command" ]]; then
