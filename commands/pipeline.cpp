@@ -9,6 +9,7 @@
 
 #include "cli/suggest.h"
 #include "commands/preprocess.h"
+#include "commands/quantize.h"
 #include "commands/train.h"
 #include "common/error.h"
 #include "common/subprocess.h"
@@ -61,6 +62,12 @@ pipeline::Config load(const PipelineOptions& options, const Console& console) {
   std::vector<std::string> train = {"--model", "m", "--data", "d", "--out", "o"};
   pipeline::append_options(train, config.train);
   check_command_line(register_train, console, train, fmt::format("{}: [train]", options.file));
+  if (config.quantize && !config.max_drop.empty()) {
+    std::string max_drop;
+    for (const auto& gate : config.max_drop) max_drop += fmt::format("{}{}={}", max_drop.empty() ? "" : ",", gate.metric, gate.threshold);
+    check_command_line(register_quantize, console, {"--model", "m", "--out", "o", "--data", "d", "--max-drop", max_drop},
+                       fmt::format("{}: [quantize]", options.file));
+  }
   return config;
 }
 

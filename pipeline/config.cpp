@@ -196,11 +196,11 @@ CommandOptions command_options(const Locator& where, const toml::table& table, c
   return options;
 }
 
-std::vector<Gate> gates_of(const Locator& where, const toml::table& gates, const char* key) {
+std::vector<Gate> gates_of(const Locator& where, const toml::table& gates, const char* key, const char* section = "gates") {
   std::vector<Gate> out;
   const toml::node* node = gates.get(key);
   if (!node) return out;
-  const std::string dotted = std::string("gates.") + key;
+  const std::string dotted = std::string(section) + "." + key;
   const toml::table* table = node->as_table();
   if (!table) bad(where, *node, dotted, fmt::format("must be a table of METRIC = THRESHOLD, not {}", type_name(*node)));
   for (const auto& [metric, value] : *table) {
@@ -397,9 +397,20 @@ Config load_config(const fs::path& file, const std::vector<std::string>& sets, c
   if (const toml::table* quantize = section_table(where, root, "quantize")) {
     check_keys(where, *quantize, "quantize", {"max_drop", "per_tensor", "enabled"});
     config.quantize = bool_value(where, *quantize, "quantize", "enabled").value_or(true);
-    config.max_drop = number_value(where, *quantize, "quantize", "max_drop");
-    if (config.max_drop && (*config.max_drop < 0 || *config.max_drop > 1))
-      bad(where, *quantize->get("max_drop"), "quantize.max_drop", "must be in [0, 1] (a drop in accuracy, 0.01 = one point)");
+    if (const toml::node* drop = quantize->get("max_drop")) {
+      if (drop->is_table()) {
+        config.max_drop = gates_of(where, *quantize, "max_drop", "quantize");
+      } else {
+        const bool regression = [&] {
+          const toml::node* task = data->get("task");
+          return task && task->is_string() && task->as_string()->get() == "regression";
+        }();
+        config.max_drop = {{regression ? "mae" : "accuracy", *number_value(where, *quantize, "quantize", "max_drop")}};
+      }
+      for (const Gate& gate : config.max_drop)
+        if (gate.threshold < 0)
+          bad(where, *drop, "quantize.max_drop", fmt::format("{}: must be 0 or more (0.01 = one point)", gate.metric));
+    }
     config.quantize_per_tensor = bool_value(where, *quantize, "quantize", "per_tensor").value_or(false);
   }
 

@@ -74,7 +74,7 @@ struct Config {
 
   // [quantize] (optional)
   bool quantize = false;
-  std::optional<double> max_drop;
+  std::vector<Gate> max_drop;  // largest loss per metric; a plain number is accuracy's (mae's for regression)
   bool quantize_per_tensor = false;
 
   // [export] (optional)

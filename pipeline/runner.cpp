@@ -475,7 +475,7 @@ void Pipeline::quantize() {
     return;
   }
   const json inputs = {{"model", model}, {"dataset", output_of("preprocess", "sha256")},
-                       {"max_drop", config_.max_drop ? json(*config_.max_drop) : json(nullptr)},
+                       {"max_drop", gate_list(config_.max_drop)},
                        {"per_tensor", config_.quantize_per_tensor}};
   const fs::path out_dir = stage_dir("quantize") / "model";
   const bool run = decide(r, inputs, [&] {
@@ -489,7 +489,7 @@ void Pipeline::quantize() {
   fs::create_directories(stage_dir("quantize"));
   std::vector<std::string> args = {"quantize", "--model", output_of("train", "model"), "--data",
                                    output_of("preprocess", "data"), "--split", "test", "--out", out_dir.string()};
-  if (config_.max_drop) args.insert(args.end(), {"--max-drop", fmt::format("{}", *config_.max_drop)});
+  if (!config_.max_drop.empty()) args.insert(args.end(), {"--max-drop", gate_list(config_.max_drop)});
   if (config_.quantize_per_tensor) args.push_back("--per-tensor");
   if (int code = command(r, args)) stage_failed(r, code, error_line(logs_dir_ / "quantize.log"));
   // The int8 model is what gets registered: its own test metrics go with it (and into promotion).
@@ -522,10 +522,11 @@ void Pipeline::export_onnx() {
   }
   const json inputs = {{"model", model}, {"int8", config_.export_int8},
                        {"opset", config_.opset ? json(*config_.opset) : json(nullptr)}, {"verify", config_.export_verify}};
-  const fs::path out_dir = stage_dir("export") / "onnx";
+  // The layout ONNX Runtime, Optimum and transformers.js load: tokenizer files and onnx/model.onnx.
+  const fs::path out_dir = stage_dir("export") / "model";
   const bool run = decide(r, inputs, [&] {
     std::error_code ec;
-    return fs::is_regular_file(out_dir / "model.onnx", ec) ? "" : "its output is gone: " + out_dir.string();
+    return fs::is_regular_file(out_dir / "onnx" / "model.onnx", ec) ? "" : "its output is gone: " + out_dir.string();
   });
   if (!run || !execute_) return;
   forget_state("export");
@@ -601,7 +602,7 @@ void Pipeline::register_version() {
     const fs::path staging = config_.workspace / "releases" / (".tmp-" + r.key.substr(0, 16));
     fs::remove_all(staging, ec);
     link_tree(output_of(model_stage, "model"), staging);
-    if (config_.export_onnx) link_tree(output_of("export", "onnx"), staging / "onnx");
+    if (config_.export_onnx) link_tree(fs::path(output_of("export", "onnx")) / "onnx", staging / "onnx");
     fs::rename(staging, release);
   }
   registry::RegisterRequest extras;

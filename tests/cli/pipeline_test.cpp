@@ -60,7 +60,9 @@ struct Project {
     std::vector<std::string> full = {"--registry", registry, "--threads", "1", "--json", "pipeline", "--config", remotes,
                                      command, path("pipeline.toml")};
     full.insert(full.end(), args.begin(), args.end());
-    return t::run_recmodel(full);
+    // export --verify runs the model in tests/peers' onnxruntime-node.
+    const fs::path ort = fs::path(RECMODEL_SOURCE_DIR) / "tests" / "peers" / "node_modules" / "onnxruntime-node";
+    return t::run_recmodel(full, "", {"RECMODEL_ONNXRUNTIME_NODE=" + ort.string()});
   }
 
   t::RunResult recmodel(std::vector<std::string> args) {
@@ -149,6 +151,28 @@ TEST_CASE("pipeline: a first run runs every stage, an unchanged re-run runs none
   CHECK(forced["stages"]["evaluate"]["reason"] == "--force evaluate");
   CHECK(forced["stages"]["register"]["status"] == "ran");
   CHECK(p.run({"--force", "train-it"}).exit_code == 2);
+}
+
+TEST_CASE("pipeline: quantize and export: the version registered is the int8 model with its ONNX files, scored as int8") {
+  Project p;
+  p.write(std::string("[quantize]\nmax_drop = 0.5\n\n[export]\nint8 = true\n\n") + kPromotion);
+  auto run = p.run({});
+  INFO(run.err);
+  REQUIRE(run.exit_code == 0);
+  json doc = parse(run);
+  CHECK(doc["stages"]["quantize"]["status"] == "ran");
+  CHECK(doc["stages"]["export"]["status"] == "ran");
+  const fs::path release = doc["artifacts"]["release"].get<std::string>();
+  CHECK(fs::exists(release / "onnx/model.onnx"));
+  CHECK(fs::exists(release / "onnx/model_quantized.onnx"));
+  CHECK(t::read_text(release / "model.safetensors") ==
+        t::read_text(doc["artifacts"]["int8_model"].get<std::string>() + "/model.safetensors"));
+  // The registered metrics are the int8 model's own (the quantize stage's evaluation), not fp32's.
+  CHECK(doc["stages"]["register"]["details"]["metrics"] == doc["stages"]["quantize"]["details"]["metrics"]);
+  auto again = p.run({});
+  REQUIRE(again.exit_code == 0);
+  for (auto& [name, stage] : parse(again)["stages"].items())
+    CHECK_MESSAGE(stage["status"] != "ran", name << " ran again: " << stage.dump());
 }
 
 TEST_CASE("pipeline: a failed gate exits 1 and registers and promotes nothing, and the re-run starts at the gate") {

@@ -78,7 +78,9 @@ TEST_CASE("pipeline config: the sections of the example become command lines and
   CHECK(config.fail_under[1].threshold == doctest::Approx(0.85));
   CHECK(config.max.empty());
   CHECK(config.quantize);
-  CHECK(*config.max_drop == doctest::Approx(0.01));
+  REQUIRE(config.max_drop.size() == 1);
+  CHECK(config.max_drop[0].metric == "accuracy");
+  CHECK(config.max_drop[0].threshold == doctest::Approx(0.01));
   CHECK(config.export_onnx);
   CHECK(config.export_int8);
   CHECK(config.export_verify);
@@ -137,4 +139,16 @@ TEST_CASE("pipeline config: --set writes into the file's tables, as TOML or as a
         "recmodel train with _ for -");
   CHECK(refusal(files, kMinimal, {"lr=1"}) == "--set 'lr=1': the key must be SECTION.KEY, e.g. train.lr");
   CHECK(refusal(files, kMinimal, {"register.name.x=1"}) == "--set 'register.name.x=1': register.name is not a table");
+}
+
+TEST_CASE("pipeline config: the commented example in share/ reads without an error") {
+  Files files;
+  t::write_text(files.dir / "share.toml", t::read_text(fs::path(RECMODEL_SOURCE_DIR) / "share/pipeline.toml"));
+  const Config config = load_config(files.dir / "share.toml", {}, known());
+  CHECK(config.workspace == files.dir / "pipeline-work");
+  CHECK(config.name == "products");
+  CHECK(config.classification == "internal");
+  CHECK(config.promotion);
+  CHECK(config.min_improvement == doctest::Approx(0.002));
+  CHECK(config.remotes == std::vector<std::string>{"onprem"});
 }
