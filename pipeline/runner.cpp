@@ -136,6 +136,14 @@ class Pipeline {
   bool decide(StageReport& report, const json& inputs, const std::function<std::string()>& outputs_missing = {});
   // Runs one recmodel command for the current stage; returns its exit code (0 = ok).
   int command(StageReport& report, const std::vector<std::string>& args);
+  // Runs it and fails the stage with the command's own error line (after `context`) when it fails.
+  void run_command(StageReport& report, const std::vector<std::string>& args, const std::string& context = "");
+  // False (and the report says why) when an optional stage is off or a stage it needs has not run.
+  bool ready(StageReport& report, bool enabled, const char* table, const std::vector<std::string>& needs);
+  // Forgets the stage's record and removes `output`, before the stage runs again.
+  void begin(StageReport& report, const fs::path& output);
+  // Records a stage that ran: its key, the inputs that made it and what it produced.
+  void finish(StageReport& report, const json& inputs, const json& outputs);
   [[noreturn]] void stage_failed(StageReport& report, int code, const std::string& message);
   StageReport& report(const std::string& stage);
   json base_identity();
@@ -248,6 +256,48 @@ void Pipeline::stage_failed(StageReport& report, int code, const std::string& me
   throw StageFailure{code, fmt::format("stage {}: {}", report.name, message)};
 }
 
+void Pipeline::run_command(StageReport& report, const std::vector<std::string>& args, const std::string& context) {
+  if (int code = command(report, args))
+    stage_failed(report, code, context + error_line(logs_dir_ / (report.name + ".log")));
+}
+
+bool Pipeline::ready(StageReport& report, bool enabled, const char* table, const std::vector<std::string>& needs) {
+  if (!enabled) {
+    report.status = StageStatus::skipped;
+    report.reason = fmt::format("no [{}] in the pipeline file", table);
+    return false;
+  }
+  for (const std::string& stage : needs) {
+    if (!outputs_.count(stage)) {
+      report.reason = "after " + stage;
+      return false;
+    }
+  }
+  return true;
+}
+
+void Pipeline::begin(StageReport& report, const fs::path& output) {
+  forget_state(report.name);
+  std::error_code ec;
+  if (!output.empty()) fs::remove_all(output, ec);
+  fs::create_directories(stage_dir(report.name));
+}
+
+void Pipeline::finish(StageReport& report, const json& inputs, const json& outputs) {
+  write_state(report.name, {report.key, inputs, outputs});
+  outputs_[report.name] = outputs;
+  report.details = outputs;
+  report.status = StageStatus::ran;
+}
+
+// Returns the check that a stage's output is still where it was made.
+std::function<std::string()> output_present(const fs::path& file) {
+  return [file] {
+    std::error_code ec;
+    return fs::exists(file, ec) ? std::string() : "its output is gone: " + file.string();
+  };
+}
+
 // What the trained model starts from, for the keys: a registry version (the alias resolved now),
 // or a directory's content, or a preset drawn from a seed over a vocabulary.
 json Pipeline::base_identity() {
@@ -299,8 +349,7 @@ void Pipeline::preprocess() {
       fs::create_directories(data_root.parent_path());
       std::vector<std::string> args = {"pull", config_.snapshot, "--from", config_.from_remote, "--out", data_root.string()};
       if (!options_.config_flag.empty()) args.insert(args.end(), {"--config", options_.config_flag});
-      if (int code = command(r, args))
-        stage_failed(r, code, fmt::format("pulling the data snapshot: {}", error_line(logs_dir_ / "preprocess.log")));
+      run_command(r, args, "pulling the data snapshot: ");
     }
   }
   const auto located = [&](const std::string& path) { return data_root.empty() ? fs::path(path) : data_root / path; };
@@ -324,14 +373,8 @@ void Pipeline::preprocess() {
   json tokenizer = config_.preset.empty() ? base_identity() : json{{"vocab_sha256", sha256_file(config_.vocab)}};
   const json inputs = {{"settings", settings}, {"files", files}, {"tokenizer", tokenizer}, {"snapshot", snapshot}};
   const fs::path data = stage_dir("preprocess") / "data";
-  const bool run = decide(r, inputs, [&] {
-    std::error_code ec;
-    return fs::is_regular_file(data / "manifest.json", ec) ? "" : "its output is gone: " + data.string();
-  });
-  if (!run || !execute_) return;
-  forget_state("preprocess");
-  std::error_code ec;
-  fs::remove_all(data, ec);
+  if (!decide(r, inputs, output_present(data / "manifest.json")) || !execute_) return;
+  begin(r, data);
   std::vector<std::string> args = {"preprocess", "--out", data.string()};
   append_options(args, options);
   if (config_.preset.empty()) {
@@ -339,23 +382,16 @@ void Pipeline::preprocess() {
   } else {
     args.insert(args.end(), {"--vocab", config_.vocab.string()});
   }
-  if (int code = command(r, args)) stage_failed(r, code, error_line(logs_dir_ / "preprocess.log"));
-  const json out = {{"data", data.string()}, {"sha256", directory_sha256(data)}};
-  write_state("preprocess", {r.key, inputs, out});
-  outputs_["preprocess"] = out;
-  r.details = out;
-  r.status = StageStatus::ran;
+  run_command(r, args);
+  finish(r, inputs, {{"data", data.string()}, {"sha256", directory_sha256(data)}});
 }
 
 // --- train ---------------------------------------------------------------------------------------
 
 void Pipeline::train() {
   StageReport& r = report("train");
+  if (!ready(r, true, "train", {"preprocess"})) return;
   const std::string dataset = output_of("preprocess", "sha256");
-  if (dataset.empty()) {
-    r.reason = "after preprocess";
-    return;
-  }
   json settings = json::object();
   // --stop-after only interrupts (exit 130, a checkpoint): the run that continues it is the same run.
   for (const CommandOption& option : config_.train)
@@ -363,11 +399,7 @@ void Pipeline::train() {
   const json inputs = {{"settings", settings}, {"dataset", dataset}, {"base", base_identity()}};
   const fs::path model = stage_dir("train") / "model";
   const fs::path work = stage_dir("train") / "work";
-  const bool run = decide(r, inputs, [&] {
-    std::error_code ec;
-    return fs::is_regular_file(model / "config.json", ec) ? "" : "its output is gone: " + model.string();
-  });
-  if (!run) return;
+  if (!decide(r, inputs, output_present(model / "config.json"))) return;
   // An interrupted train stage with the same key continues from its checkpoint.
   std::error_code ec;
   const fs::path work_key = stage_dir("train") / "work.key";
@@ -375,10 +407,8 @@ void Pipeline::train() {
                          fs::is_regular_file(work_key, ec) && read_file(work_key) == r.key;
   if (resumable) r.reason += "; resuming its checkpoint";
   if (!execute_) return;
-  forget_state("train");
-  fs::remove_all(model, ec);
+  begin(r, model);
   if (!resumable) fs::remove_all(work, ec);
-  fs::create_directories(stage_dir("train"));
   write_file_atomic(work_key, r.key);
   std::string base = config_.base;
   const fs::path data = output_of("preprocess", "data");
@@ -390,7 +420,7 @@ void Pipeline::train() {
       std::vector<std::string> args = {"init", "--preset", config_.preset, "--data", data.string(), "--out",
                                        initial.string()};
       if (config_.init_seed) args.insert(args.end(), {"--seed", std::to_string(*config_.init_seed)});
-      if (int code = command(r, args)) stage_failed(r, code, error_line(logs_dir_ / "train.log"));
+      run_command(r, args);
     }
     base = initial.string();
   }
@@ -405,10 +435,7 @@ void Pipeline::train() {
   }
   fs::remove(work_key, ec);
   const json out = {{"model", model.string()}, {"sha256", directory_sha256(model)}};
-  write_state("train", {r.key, inputs, out});
-  outputs_["train"] = out;
-  r.details = out;
-  r.status = StageStatus::ran;
+  finish(r, inputs, out);
 }
 
 // --- evaluate (the gates) ------------------------------------------------------------------------------
@@ -429,19 +456,13 @@ json scalar_metrics(const json& report) {
 
 void Pipeline::evaluate() {
   StageReport& r = report("evaluate");
-  const std::string model = output_of("train", "sha256");
-  if (model.empty()) {
-    r.reason = "after train";
-    return;
-  }
-  const json inputs = {{"model", model}, {"dataset", output_of("preprocess", "sha256")},
+  if (!ready(r, true, "evaluate", {"train"})) return;
+  const json inputs = {{"model", output_of("train", "sha256")}, {"dataset", output_of("preprocess", "sha256")},
                        {"fail_under", gate_list(config_.fail_under)}, {"max", gate_list(config_.max)}};
   const fs::path report_file = stage_dir("evaluate") / "report.json";
   if (!decide(r, inputs) || !execute_) return;
-  forget_state("evaluate");
+  begin(r, report_file);
   std::error_code ec;
-  fs::remove(report_file, ec);
-  fs::create_directories(stage_dir("evaluate"));
   std::vector<std::string> args = {"evaluate", "--model", output_of("train", "model"), "--data",
                                    output_of("preprocess", "data"), "--split", "test", "--report", report_file.string()};
   if (!config_.fail_under.empty()) args.insert(args.end(), {"--fail-under", gate_list(config_.fail_under)});
@@ -454,95 +475,52 @@ void Pipeline::evaluate() {
   if (code) stage_failed(r, code, error_line(logs_dir_ / "evaluate.log"));
   json out = r.details;
   out["report"] = report_file.string();
-  write_state("evaluate", {r.key, inputs, out});
-  outputs_["evaluate"] = out;
-  r.details = out;
-  r.status = StageStatus::ran;
+  finish(r, inputs, out);
 }
 
 // --- quantize --------------------------------------------------------------------------------------------
 
 void Pipeline::quantize() {
   StageReport& r = report("quantize");
-  if (!config_.quantize) {
-    r.status = StageStatus::skipped;
-    r.reason = "no [quantize] in the pipeline file";
-    return;
-  }
-  const std::string model = output_of("train", "sha256");
-  if (model.empty() || !outputs_.count("evaluate")) {
-    r.reason = "after evaluate";
-    return;
-  }
-  const json inputs = {{"model", model}, {"dataset", output_of("preprocess", "sha256")},
+  if (!ready(r, config_.quantize, "quantize", {"train", "evaluate"})) return;
+  const json inputs = {{"model", output_of("train", "sha256")}, {"dataset", output_of("preprocess", "sha256")},
                        {"max_drop", gate_list(config_.max_drop)},
                        {"per_tensor", config_.quantize_per_tensor}};
   const fs::path out_dir = stage_dir("quantize") / "model";
-  const bool run = decide(r, inputs, [&] {
-    std::error_code ec;
-    return fs::is_regular_file(out_dir / "config.json", ec) ? "" : "its output is gone: " + out_dir.string();
-  });
-  if (!run || !execute_) return;
-  forget_state("quantize");
-  std::error_code ec;
-  fs::remove_all(out_dir, ec);
-  fs::create_directories(stage_dir("quantize"));
+  if (!decide(r, inputs, output_present(out_dir / "config.json")) || !execute_) return;
+  begin(r, out_dir);
   std::vector<std::string> args = {"quantize", "--model", output_of("train", "model"), "--data",
                                    output_of("preprocess", "data"), "--split", "test", "--out", out_dir.string()};
   if (!config_.max_drop.empty()) args.insert(args.end(), {"--max-drop", gate_list(config_.max_drop)});
   if (config_.quantize_per_tensor) args.push_back("--per-tensor");
-  if (int code = command(r, args)) stage_failed(r, code, error_line(logs_dir_ / "quantize.log"));
+  run_command(r, args);
   // The int8 model is what gets registered: its own test metrics go with it (and into promotion).
   const fs::path report_file = stage_dir("quantize") / "report.json";
-  if (int code = command(r, {"evaluate", "--model", out_dir.string(), "--data", output_of("preprocess", "data"), "--split",
-                             "test", "--report", report_file.string()}))
-    stage_failed(r, code, error_line(logs_dir_ / "quantize.log"));
-  const json out = {{"model", out_dir.string()},
-                    {"sha256", directory_sha256(out_dir)},
-                    {"metrics", scalar_metrics(json::parse(read_file(report_file)))}};
-  write_state("quantize", {r.key, inputs, out});
-  outputs_["quantize"] = out;
-  r.details = out;
-  r.status = StageStatus::ran;
+  run_command(r, {"evaluate", "--model", out_dir.string(), "--data", output_of("preprocess", "data"), "--split", "test",
+                  "--report", report_file.string()});
+  finish(r, inputs,
+         {{"model", out_dir.string()},
+          {"sha256", directory_sha256(out_dir)},
+          {"metrics", scalar_metrics(json::parse(read_file(report_file)))}});
 }
 
 // --- export ------------------------------------------------------------------------------------------------
 
 void Pipeline::export_onnx() {
   StageReport& r = report("export");
-  if (!config_.export_onnx) {
-    r.status = StageStatus::skipped;
-    r.reason = "no [export] in the pipeline file";
-    return;
-  }
-  const std::string model = output_of("train", "sha256");
-  if (model.empty() || !outputs_.count("evaluate")) {
-    r.reason = "after evaluate";
-    return;
-  }
-  const json inputs = {{"model", model}, {"int8", config_.export_int8},
+  if (!ready(r, config_.export_onnx, "export", {"train", "evaluate"})) return;
+  const json inputs = {{"model", output_of("train", "sha256")}, {"int8", config_.export_int8},
                        {"opset", config_.opset ? json(*config_.opset) : json(nullptr)}, {"verify", config_.export_verify}};
   // The layout ONNX Runtime, Optimum and transformers.js load: tokenizer files and onnx/model.onnx.
   const fs::path out_dir = stage_dir("export") / "model";
-  const bool run = decide(r, inputs, [&] {
-    std::error_code ec;
-    return fs::is_regular_file(out_dir / "onnx" / "model.onnx", ec) ? "" : "its output is gone: " + out_dir.string();
-  });
-  if (!run || !execute_) return;
-  forget_state("export");
-  std::error_code ec;
-  fs::remove_all(out_dir, ec);
-  fs::create_directories(stage_dir("export"));
+  if (!decide(r, inputs, output_present(out_dir / "onnx" / "model.onnx")) || !execute_) return;
+  begin(r, out_dir);
   std::vector<std::string> args = {"export", "--model", output_of("train", "model"), "--out", out_dir.string()};
   if (config_.export_int8) args.insert(args.end(), {"--quantize", "int8"});
   if (config_.opset) args.insert(args.end(), {"--opset", std::to_string(*config_.opset)});
   if (config_.export_verify) args.push_back("--verify");
-  if (int code = command(r, args)) stage_failed(r, code, error_line(logs_dir_ / "export.log"));
-  const json out = {{"onnx", out_dir.string()}, {"sha256", directory_sha256(out_dir)}};
-  write_state("export", {r.key, inputs, out});
-  outputs_["export"] = out;
-  r.details = out;
-  r.status = StageStatus::ran;
+  run_command(r, args);
+  finish(r, inputs, {{"onnx", out_dir.string()}, {"sha256", directory_sha256(out_dir)}});
 }
 
 // --- register --------------------------------------------------------------------------------------------
@@ -594,7 +572,7 @@ void Pipeline::register_version() {
     }
   });
   if (!run || !execute_) return;
-  forget_state("register");
+  begin(r, {});
   // The directory a version points at is never touched again: named by its key, kept across runs.
   const fs::path release = config_.workspace / "releases" / r.key.substr(0, 16);
   std::error_code ec;
@@ -619,10 +597,7 @@ void Pipeline::register_version() {
   }
   json out = {{"version", version.uri()}, {"path", release.string()}, {"metrics", inputs["metrics"]},
               {"parent", champion ? json(champion->uri()) : json(nullptr)}};
-  write_state("register", {r.key, inputs, out});
-  outputs_["register"] = out;
-  r.details = out;
-  r.status = StageStatus::ran;
+  finish(r, inputs, out);
 }
 
 // --- promote (champion / challenger) ---------------------------------------------------------------------
@@ -666,7 +641,8 @@ void Pipeline::promote() {
     return;
   }
   if (!execute_) return;
-  forget_state("promote");
+  const fs::path champion_report = stage_dir("promote") / "champion.json";
+  begin(r, champion_report);
   if (!challenger_metrics.contains(metric))
     stage_failed(r, 3, fmt::format("the test evaluation has no {} (promotion.metric) for this task", metric));
   const double challenger_value = challenger_metrics[metric].get<double>();
@@ -676,13 +652,9 @@ void Pipeline::promote() {
   std::string because = fmt::format("no {} version yet", config_.alias);
   if (champion) {
     // The champion is scored on the same test split, by the same command.
-    const fs::path champion_report = stage_dir("promote") / "champion.json";
-    fs::create_directories(stage_dir("promote"));
-    std::error_code ec;
-    fs::remove(champion_report, ec);
-    if (int code = command(r, {"evaluate", "--model", champion->uri(), "--data", output_of("preprocess", "data"),
-                               "--split", "test", "--report", champion_report.string()}))
-      stage_failed(r, code, fmt::format("evaluating the champion {}: {}", champion->uri(), error_line(logs_dir_ / "promote.log")));
+    run_command(r, {"evaluate", "--model", champion->uri(), "--data", output_of("preprocess", "data"), "--split", "test",
+                    "--report", champion_report.string()},
+                fmt::format("evaluating the champion {}: ", champion->uri()));
     const json champion_metrics = scalar_metrics(json::parse(read_file(champion_report)));
     if (!champion_metrics.contains(metric))
       stage_failed(r, 3, fmt::format("the champion {} has no {} on the test split", champion->uri(), metric));
@@ -708,10 +680,7 @@ void Pipeline::promote() {
     }
     out["promoted"] = true;
   }
-  write_state("promote", {r.key, inputs, out});
-  outputs_["promote"] = out;
-  r.details = out;
-  r.status = StageStatus::ran;
+  finish(r, inputs, out);
   if (!better) {
     exit_code_ = 1;
     message_ = out["message"].get<std::string>();
@@ -748,7 +717,7 @@ void Pipeline::publish() {
   }
   const json inputs = {{"version", version}, {"remotes", targets}, {"classification", config_.classification}};
   if (!decide(r, inputs) || !execute_) return;
-  forget_state("publish");
+  begin(r, {});
   // Residency first, for every remote: a private version goes nowhere if one target is public.
   for (const storage::RemoteSpec& remote : chosen)
     if (config_.classification == "private" && remote.is_public)
@@ -760,15 +729,11 @@ void Pipeline::publish() {
   for (const storage::RemoteSpec& remote : chosen) {
     std::vector<std::string> args = {"push", version, "--to", remote.name};
     if (!options_.config_flag.empty()) args.insert(args.end(), {"--config", options_.config_flag});
-    if (int code = command(r, args))
-      stage_failed(r, code, fmt::format("pushing to '{}': {}", remote.name, error_line(logs_dir_ / "publish.log")));
+    run_command(r, args, fmt::format("pushing to '{}': ", remote.name));
     pushed.push_back(remote.name);
   }
   const json out = {{"version", version}, {"remotes", pushed}};
-  write_state("publish", {r.key, inputs, out});
-  outputs_["publish"] = out;
-  r.details = out;
-  r.status = StageStatus::ran;
+  finish(r, inputs, out);
 }
 
 // --- the run ------------------------------------------------------------------------------------------------
@@ -802,6 +767,10 @@ std::string markdown_summary(const json& record) {
     md += fmt::format("- promoted to {}: {}\n", p.value("alias", ""), p.value("promoted", false) ? "yes" : "no");
   }
   if (record.contains("version")) md += fmt::format("\nVersion: `{}`\n", record["version"].get<std::string>());
+  if (record.contains("artifacts") && !record["artifacts"].empty()) {
+    md += "\n## Artifacts\n\n";
+    for (const auto& [name, path] : record["artifacts"].items()) md += fmt::format("- {}: `{}`\n", name, path.get<std::string>());
+  }
   if (record.contains("published") && !record["published"].empty())
     md += fmt::format("Published to: {}\n", record["published"].dump());
   return md;

@@ -94,22 +94,21 @@ TEST_CASE("pipeline config: the sections of the example become command lines and
 TEST_CASE("pipeline config: refusals name the file, the line and the closest key") {
   Files files;
   const std::string file = (files.dir / "nightly.toml").string();
-  CHECK(refusal(files, kMinimal + "[train]\nepoch = 3\n") ==
-        file + ":11: train.epoch: unknown key (did you mean 'epochs'?); [train] takes the long options of recmodel "
-               "train with _ for -");
-  CHECK(refusal(files, kMinimal + "[train]\nout = \"x\"\n") ==
-        file + ":11: train.out: is set by the pipeline itself (each stage's out is its own)");
-  CHECK(refusal(files, kMinimal + "[train]\nreset_head = 1\n") ==
-        file + ":11: train.reset_head: is a flag: true or false, not an integer");
-  CHECK(refusal(files, kMinimal + "[promotoin]\n") ==
-        file + ":10: promotoin: unknown key (did you mean 'promotion'?); known: pipeline, data, model, train, gates, "
-               "quantize, export, register, promotion, publish");
-  CHECK(refusal(files, kMinimal + "[register.tags]\nclassification = \"private\"\n") ==
-        file + ":11: register.tags.classification: is register.classification");
-  CHECK(refusal(files, kMinimal + "[promotion]\nmin_improvement = -1\n") ==
-        file + ":11: promotion.min_improvement: must be 0 or more");
-  CHECK(refusal(files, kMinimal + "[publish]\nremotes = [\"a\", \"a\"]\n") ==
-        file + ":11: publish.remotes: names 'a' twice");
+  // What follows the minimal file, and what is said about it (the file's name first).
+  const std::pair<const char*, const char*> cases[] = {
+      {"[train]\nepoch = 3\n",
+       ":11: train.epoch: unknown key (did you mean 'epochs'?); [train] takes the long options of recmodel train with _ "
+       "for -"},
+      {"[train]\nout = \"x\"\n", ":11: train.out: is set by the pipeline itself (each stage's out is its own)"},
+      {"[train]\nreset_head = 1\n", ":11: train.reset_head: is a flag: true or false, not an integer"},
+      {"[promotoin]\n",
+       ":10: promotoin: unknown key (did you mean 'promotion'?); known: pipeline, data, model, train, gates, quantize, "
+       "export, register, promotion, publish"},
+      {"[register.tags]\nclassification = \"private\"\n", ":11: register.tags.classification: is register.classification"},
+      {"[promotion]\nmin_improvement = -1\n", ":11: promotion.min_improvement: must be 0 or more"},
+      {"[publish]\nremotes = [\"a\", \"a\"]\n", ":11: publish.remotes: names 'a' twice"},
+  };
+  for (const auto& [text, said] : cases) CHECK(refusal(files, kMinimal + text) == file + said);
   CHECK(refusal(files, "[data]\ntrain = \"data/nope.csv\"\n[model]\npreset = \"tiny\"\nvocab = \"vocab.txt\"\n"
                        "[register]\nname = \"x\"\n") ==
         file + ": data.train: no such file: " + (files.dir / "data/nope.csv").string());
