@@ -196,10 +196,9 @@ void InferenceService::run_inference(std::shared_ptr<Call> call) {
                                        "truncate it)",
                                        i, e.tokens() + e.truncated(), version.max_length()));
       call->tokens += e.tokens();
-      if (predictions_) {
-        const int32_t unk = version.encoder().tokenizer().unk_id();
-        call->unknown.push_back(static_cast<uint32_t>(std::count(e.encoding.ids.begin(), e.encoding.ids.end(), unk)));
-      }
+      // The [UNK] count is a drift signal (the metrics, and the prediction log when there is one).
+      const int32_t unk = version.encoder().tokenizer().unk_id();
+      call->unknown.push_back(static_cast<uint32_t>(std::count(e.encoding.ids.begin(), e.encoding.ids.end(), unk)));
       call->characters += input.text.size() + (input.pair ? input.pair->size() : 0);
     }
     call->tokenized = Clock::now();
@@ -258,7 +257,14 @@ void InferenceService::finish(std::shared_ptr<Call> call, std::vector<model::Pre
       record.label = version.labels()[order[0]];
       record.score = p.scores[order[0]];
     }
-    metrics_.prediction(name, record.label, p.tokens + p.truncated, p.truncated > 0);
+    serving::PredictionSignals signals;
+    signals.label = record.label;
+    if (!record.regression) signals.score = record.score;
+    signals.input_tokens = p.tokens + p.truncated;
+    signals.truncated = p.truncated > 0;
+    signals.seen_tokens = p.tokens;
+    signals.unknown_tokens = call->unknown[i];
+    metrics_.prediction(name, signals);
     if (predictions_) {
       record.time_ms = now_ms;
       record.model = name;

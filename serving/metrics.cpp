@@ -57,6 +57,9 @@ struct ModelChildren {
   Gauge* load_failed = nullptr;
   Histogram* input_tokens = nullptr;
   Counter* truncated = nullptr;
+  Histogram* score = nullptr;
+  Counter* unknown_tokens = nullptr;
+  Counter* seen_tokens = nullptr;
   Gauge* info = nullptr;  // recmodel_model_info's one series; guarded by Impl::info_mutex
   std::unordered_map<std::string, Counter*> predictions;  // by label; guarded by Impl::prediction_mutex
 };
@@ -73,6 +76,7 @@ struct ServeMetrics::Impl {
       : batch_input_buckets(powers_of_two(1, max_batch_requests)),
         batch_token_buckets(powers_of_two(64, max_batch_tokens)),
         input_token_buckets(powers_of_two(8, 1024)),
+        score_buckets({0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99}),
         http_requests(prometheus::BuildCounter()
                           .Name("recmodel_http_requests_total")
                           .Help("HTTP requests answered, by route template, method and status code.")
@@ -137,6 +141,18 @@ struct ServeMetrics::Impl {
                              .Name("recmodel_truncated_inputs_total")
                              .Help("Inputs longer than the model takes, truncated.")
                              .Register(registry)),
+        prediction_score(prometheus::BuildHistogram()
+                             .Name("recmodel_prediction_score")
+                             .Help("Probability of the predicted label (classification), the confidence drift signal.")
+                             .Register(registry)),
+        unknown_tokens(prometheus::BuildCounter()
+                           .Name("recmodel_unknown_tokens_total")
+                           .Help("[UNK] tokens among the tokens the model saw.")
+                           .Register(registry)),
+        seen_tokens(prometheus::BuildCounter()
+                        .Name("recmodel_seen_tokens_total")
+                        .Help("Tokens the model saw (after truncation, [CLS] and [SEP] included).")
+                        .Register(registry)),
         prediction_log_dropped(prometheus::BuildCounter()
                                    .Name("recmodel_prediction_log_dropped_total")
                                    .Help("Prediction log records dropped because the writer fell behind.")
@@ -181,6 +197,9 @@ struct ServeMetrics::Impl {
       children->load_failed = &model_load_failed.Add(labels);
       children->input_tokens = &input_tokens.Add(labels, input_token_buckets);
       children->truncated = &truncated_inputs.Add(labels);
+      children->score = &prediction_score.Add(labels, score_buckets);
+      children->unknown_tokens = &unknown_tokens.Add(labels);
+      children->seen_tokens = &seen_tokens.Add(labels);
       slot = std::move(children);
     }
     return *slot;  // the map holds pointers: a later insert never moves it
@@ -231,6 +250,7 @@ struct ServeMetrics::Impl {
   const Histogram::BucketBoundaries batch_input_buckets;
   const Histogram::BucketBoundaries batch_token_buckets;
   const Histogram::BucketBoundaries input_token_buckets;
+  const Histogram::BucketBoundaries score_buckets;
 
   Family<Counter>& http_requests;
   Family<Histogram>& http_duration;
@@ -248,6 +268,9 @@ struct ServeMetrics::Impl {
   Family<Counter>& predictions;
   Family<Histogram>& input_tokens;
   Family<Counter>& truncated_inputs;
+  Family<Histogram>& prediction_score;
+  Family<Counter>& unknown_tokens;
+  Family<Counter>& seen_tokens;
   Counter& prediction_log_dropped;
   Gauge& queue_inputs_gauge;
   Gauge& in_flight_gauge;
@@ -309,12 +332,14 @@ void ServeMetrics::model_load_failed(const std::string& model) {
 
 void ServeMetrics::registry_poll_error(const std::string& model) { impl_->model(model).poll_errors->Increment(); }
 
-void ServeMetrics::prediction(const std::string& model, const std::string& label, size_t input_tokens,
-                              bool truncated) {
-  impl_->prediction_counter(model, label).Increment();
+void ServeMetrics::prediction(const std::string& model, const PredictionSignals& signals) {
+  impl_->prediction_counter(model, signals.label).Increment();
   ModelChildren& m = impl_->model(model);
-  m.input_tokens->Observe(static_cast<double>(input_tokens));
-  if (truncated) m.truncated->Increment();
+  m.input_tokens->Observe(static_cast<double>(signals.input_tokens));
+  if (signals.truncated) m.truncated->Increment();
+  if (signals.score) m.score->Observe(*signals.score);
+  m.seen_tokens->Increment(static_cast<double>(signals.seen_tokens));
+  m.unknown_tokens->Increment(static_cast<double>(signals.unknown_tokens));
 }
 
 void ServeMetrics::prediction_log_dropped() { impl_->prediction_log_dropped.Increment(); }

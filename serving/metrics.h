@@ -5,9 +5,20 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace recmodel::serving {
+
+// What one scored input tells the metrics.
+struct PredictionSignals {
+  std::string label;            // the predicted label ("value" for regression)
+  std::optional<double> score;  // its probability (classification)
+  size_t input_tokens = 0;      // length before truncation
+  bool truncated = false;
+  size_t seen_tokens = 0;       // tokens the model saw
+  size_t unknown_tokens = 0;    // [UNK] among them
+};
 
 class ServeMetrics {
  public:
@@ -31,9 +42,8 @@ class ServeMetrics {
   void model_loaded(const std::string& model, const std::string& version, const std::string& ref);
   void model_load_failed(const std::string& model);
   void registry_poll_error(const std::string& model);
-  // One scored input: its predicted label ("value" for regression), its length before
-  // truncation, and whether it was truncated.
-  void prediction(const std::string& model, const std::string& label, size_t input_tokens, bool truncated);
+  // One scored input, with the signals drift monitoring follows (share/prometheus/).
+  void prediction(const std::string& model, const PredictionSignals& signals);
   void prediction_log_dropped();
 
   // Returns every metric in the Prometheus text format (version 0.0.4).

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <sstream>
@@ -66,6 +67,19 @@ double sample(const std::string& text, const std::string& series) {
 }
 
 // A realistic mix: several routes and statuses, batches, a swap, a failure, odd labels.
+// One scored input: `tokens` before truncation (the model saw at most 512 of them).
+recmodel::serving::PredictionSignals signals(const std::string& label, size_t tokens, double score, size_t unknown,
+                                             bool truncated = false) {
+  recmodel::serving::PredictionSignals out;
+  out.label = label;
+  out.score = score;
+  out.input_tokens = tokens;
+  out.truncated = truncated;
+  out.seen_tokens = std::min<size_t>(tokens, 512);
+  out.unknown_tokens = unknown;
+  return out;
+}
+
 void record_mix(ServeMetrics& m) {
   for (int i = 0; i < 3; ++i) m.request("/predict", "POST", 200, 0.004);
   m.request("/predict", "POST", 429, 0.0001);
@@ -85,10 +99,10 @@ void record_mix(ServeMetrics& m) {
   m.model_loaded("lang", "2", "models:/lang@production");
   m.model_load_failed("lang");
   m.registry_poll_error("lang");
-  m.prediction("intent", "refund", 14, false);
-  m.prediction("intent", "refund", 600, true);
-  m.prediction("intent", "say \"hi\" \\ back", 30, false);
-  m.prediction("intent", "two\nlines", 9, false);
+  m.prediction("intent", signals("refund", 14, 0.97, 1));
+  m.prediction("intent", signals("refund", 600, 0.55, 0, true));
+  m.prediction("intent", signals("say \"hi\" \\ back", 30, 0.35, 3));
+  m.prediction("intent", signals("two\nlines", 9, 0.91, 0));
   m.prediction_log_dropped();
 }
 
@@ -111,7 +125,7 @@ TEST_CASE("metrics: a realistic mix passes promtool check metrics with no lint p
     if (kind == "counter") CHECK_MESSAGE(name.size() > 6, name);
     if (kind == "counter") CHECK(name.compare(name.size() - 6, 6, "_total") == 0);
   }
-  CHECK(lines_starting(text, "# TYPE ").size() == 19);
+  CHECK(lines_starting(text, "# TYPE ").size() == 22);
 }
 
 TEST_CASE("metrics: counters, gauges and histograms hold what was recorded") {
@@ -166,6 +180,14 @@ TEST_CASE("metrics: counters, gauges and histograms hold what was recorded") {
   CHECK(sample(text, R"(recmodel_input_tokens_bucket{model="intent",le="512"})") == 3);
   CHECK(sample(text, R"(recmodel_input_tokens_bucket{model="intent",le="1024"})") == 4);
   CHECK(sample(text, R"(recmodel_truncated_inputs_total{model="intent"})") == 1);
+  // The drift signals: confidence, and the [UNK] share of what the model saw.
+  CHECK(sample(text, R"(recmodel_prediction_score_bucket{model="intent",le="0.4"})") == 1);
+  CHECK(sample(text, R"(recmodel_prediction_score_bucket{model="intent",le="0.6"})") == 2);
+  CHECK(sample(text, R"(recmodel_prediction_score_bucket{model="intent",le="0.95"})") == 3);
+  CHECK(sample(text, R"(recmodel_prediction_score_count{model="intent"})") == 4);
+  CHECK(sample(text, R"(recmodel_prediction_score_sum{model="intent"})") == doctest::Approx(0.97 + 0.55 + 0.35 + 0.91));
+  CHECK(sample(text, R"(recmodel_seen_tokens_total{model="intent"})") == 14 + 512 + 30 + 9);
+  CHECK(sample(text, R"(recmodel_unknown_tokens_total{model="intent"})") == 4);
   CHECK(sample(text, "recmodel_prediction_log_dropped_total") == 1);
 
   CHECK(sample(text, "recmodel_build_info{version=\"" RECMODEL_VERSION "\"}") == 1);
@@ -213,7 +235,7 @@ TEST_CASE("metrics: 8 threads recording 10,000 requests each count 80,000 while 
         m.request("/predict", "POST", 200, 0.001);
         if (k % 100 == 0) {
           m.request("/route" + std::to_string(k % 7), "GET", 200 + k % 5, 0.001);
-          m.prediction(model, "label" + std::to_string(k % 11), 20, false);
+          m.prediction(model, signals("label" + std::to_string(k % 11), 20, 0.9, 0));
           m.model_loaded(model, std::to_string(k), "models:/x@prod");
         }
       }
