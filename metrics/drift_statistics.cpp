@@ -1,7 +1,9 @@
 #include "metrics/drift_statistics.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <cstdint>
 #include <numeric>
 
 #include "common/error.h"
@@ -87,6 +89,85 @@ double jensen_shannon_distance(const std::vector<double>& p_counts, const std::v
     if (q[i] > 0) divergence += q[i] * std::log(q[i] / m);
   }
   return std::sqrt(std::max(0.0, divergence / 2));
+}
+
+namespace {
+
+// The share of lattice paths from (0, 0) to (m, n) that leave the band |x/m - y/n| < h / lcm(m, n):
+// the exact two-sided p-value of D = h / lcm. Keeps one sliding column of the path counts as
+// probabilities, so no binomial coefficient overflows.
+double outside_band_probability(int64_t m, int64_t n, int64_t g, int64_t h) {
+  if (m < n) std::swap(m, n);
+  const int64_t mg = m / g, ng = n / g;
+  int64_t minj = 0;
+  int64_t maxj = std::min<int64_t>(static_cast<int64_t>(std::ceil(static_cast<double>(h) / mg)), n + 1);
+  int64_t curlen = maxj - minj;
+  const int64_t length = std::min<int64_t>(2 * maxj + 2, n + 1);
+  std::vector<double> a(static_cast<size_t>(length), 1.0);
+  for (int64_t j = minj; j < maxj; ++j) a[static_cast<size_t>(j)] = 0.0;
+  for (int64_t i = 1; i <= m; ++i) {
+    const int64_t lastminj = minj, lastlen = curlen;
+    minj = std::max<int64_t>(static_cast<int64_t>(std::floor(static_cast<double>(ng * i - h) / mg)) + 1, 0);
+    minj = std::min(minj, n);
+    maxj = std::min<int64_t>(static_cast<int64_t>(std::ceil(static_cast<double>(ng * i + h) / mg)), n + 1);
+    if (maxj <= minj) return 1.0;
+    double value = minj == 0 ? 0.0 : 1.0;
+    for (int64_t jj = 0; jj < maxj - minj; ++jj) {
+      const int64_t j = jj + minj;
+      value = (a[static_cast<size_t>(jj + minj - lastminj)] * static_cast<double>(i) + value * static_cast<double>(j)) /
+              static_cast<double>(i + j);
+      a[static_cast<size_t>(jj)] = value;
+    }
+    curlen = maxj - minj;
+    if (lastlen > curlen)
+      for (int64_t k = maxj - minj; k < maxj - minj + (lastlen - curlen); ++k) a[static_cast<size_t>(k)] = 1.0;
+  }
+  return a[static_cast<size_t>(maxj - minj - 1)];
+}
+
+// The exact p-value of two equal-sized samples of n whose D is h / n.
+double outside_square_probability(int64_t n, int64_t h) {
+  double p = 0.0;
+  for (int64_t k = n / h; k >= 0; --k) {
+    double p1 = 1.0;
+    for (int64_t j = 0; j < h; ++j)
+      p1 = static_cast<double>(n - k * h - j) * p1 / static_cast<double>(n + k * h + j + 1);
+    p = p1 * (1.0 - p);
+  }
+  return 2 * p;
+}
+
+}  // namespace
+
+KsTest ks_two_sample(std::vector<double> reference, std::vector<double> live) {
+  for (std::vector<double>* sample : {&reference, &live}) {
+    const char* what = sample == &reference ? "the reference sample" : "the live sample";
+    if (sample->empty()) fail<UsageError>("{} is empty", what);
+    if (sample->size() > kMaxExactKsSample)
+      fail<UsageError>("{} has {} values; the exact test takes at most {}", what, sample->size(), kMaxExactKsSample);
+    if (std::any_of(sample->begin(), sample->end(), [](double v) { return std::isnan(v); }))
+      fail<UsageError>("{} holds a NaN", what);
+    std::sort(sample->begin(), sample->end());
+  }
+  const auto n1 = static_cast<int64_t>(reference.size()), n2 = static_cast<int64_t>(live.size());
+  // D over every value of either sample, the empirical CDFs taken right-continuous (searchsorted right).
+  double d = 0;
+  for (const std::vector<double>* sample : {&reference, &live}) {
+    for (double v : *sample) {
+      const double f1 = static_cast<double>(std::upper_bound(reference.begin(), reference.end(), v) - reference.begin()) / n1;
+      const double f2 = static_cast<double>(std::upper_bound(live.begin(), live.end(), v) - live.begin()) / n2;
+      d = std::max(d, std::fabs(f1 - f2));
+    }
+  }
+  KsTest test;
+  const int64_t g = std::gcd(n1, n2);
+  const int64_t lcm = (n1 / g) * n2;
+  const auto h = static_cast<int64_t>(std::nearbyint(d * static_cast<double>(lcm)));
+  test.statistic = static_cast<double>(h) / static_cast<double>(lcm);
+  if (h == 0) return test;
+  const double p = n1 == n2 ? outside_square_probability(n1, h) : outside_band_probability(n1, n2, g, h);
+  test.p_value = std::clamp(p, 0.0, 1.0);
+  return test;
 }
 
 ChiSquareTest chi_square_test(const std::vector<double>& expected, const std::vector<double>& observed) {

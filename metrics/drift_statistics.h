@@ -6,8 +6,11 @@
 //            square root of the mean KL divergence of each distribution from their average.
 //   chi2     scipy.stats.chisquare(observed, expected scaled to the observed total): the statistic
 //            and its p-value with k - 1 degrees of freedom.
+//   KS       scipy.stats.ks_2samp(reference, live), two-sided, with SciPy's exact p-value (the method
+//            its 'auto' picks up to 10,000 values a side).
 #pragma once
 
+#include <cstddef>
 #include <vector>
 
 namespace recmodel::metrics {
@@ -31,6 +34,18 @@ struct ChiSquareTest {
 // the observed total, as SciPy requires). Bins where the expected count is 0 take kEmptyBinProportion
 // of the total, so a label the reference never predicted still counts.
 ChiSquareTest chi_square_test(const std::vector<double>& expected, const std::vector<double>& observed);
+
+inline constexpr size_t kMaxExactKsSample = 10000;
+
+struct KsTest {
+  double statistic = 0;  // the largest distance between the two empirical CDFs
+  double p_value = 1;
+};
+
+// The two-sided two-sample Kolmogorov-Smirnov test with the exact p-value (lattice paths, Hodges'
+// inside method with Viehmann's recursion for 1 - p). Throws UsageError when a sample is empty,
+// holds a NaN, or has more than kMaxExactKsSample values (drift windows are capped at that).
+KsTest ks_two_sample(std::vector<double> reference, std::vector<double> live);
 
 // Returns Q(a, x), the regularized upper incomplete gamma function (scipy.special.gammaincc), for
 // a > 0 and x >= 0: the chi-square survival function is Q(df / 2, statistic / 2).
