@@ -143,8 +143,10 @@ loads1="$(metric "$url" 'recmodel_model_loads_total{model="m"}')"
 [[ "$loads1" == "$((loads0 + 2))" ]] || fail "recmodel_model_loads_total{model=\"m\"} went $loads0 -> $loads1, not +2"
 grep -q 'm now serves m/2 (models:/m@prod, was m/1)' "$work/swap.err" || fail "no 'now serves m/2' line on stderr"
 grep -q 'm now serves m/1 (models:/m@prod, was m/2)' "$work/swap.err" || fail "no 'now serves m/1' line on stderr"
-curl -s "$url/metrics" | grep -q '^recmodel_model_info{model="m",ref="models:/m@prod",version="1"} 1$' ||
-  fail "recmodel_model_info does not say m/1: $(curl -s "$url/metrics" | grep '^recmodel_model_info')"
+# Read whole first: `curl | grep -q` fails under pipefail when grep stops reading before curl is done.
+metrics_text="$(curl -s "$url/metrics")"
+grep -q '^recmodel_model_info{model="m",ref="models:/m@prod",version="1"} 1$' <<<"$metrics_text" ||
+  fail "recmodel_model_info does not say m/1: $(grep '^recmodel_model_info' <<<"$metrics_text")"
 echo "ok zero non-2xx and zero socket errors; loads_total +2; 'now serves' logged"
 
 # --- 2. a corrupted version is refused -----------------------------------------------------------
