@@ -25,6 +25,7 @@
 #include "commands/tokenize.h"
 #include "commands/vocab.h"
 #include "common/error.h"
+#include "common/subprocess.h"
 
 namespace recmodel {
 
@@ -159,9 +160,7 @@ void prepare_model_runtime_environment() {
 
 // Replaces this process with recmodel-torch (beside this binary) on the same arguments.
 int exec_model_runtime(char** argv) {
-  std::error_code ec;
-  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  const std::filesystem::path runtime = (ec ? std::filesystem::path(argv[0]) : self).parent_path() / "recmodel-torch";
+  const std::filesystem::path runtime = current_executable(argv[0]).parent_path() / "recmodel-torch";
   prepare_model_runtime_environment();
   ::execv(runtime.c_str(), argv);
   return report(ExitCode::internal, fmt::format("cannot run {}: {}; the model commands live in recmodel-torch "

@@ -9,7 +9,6 @@
 
 #include "cli/suggest.h"
 #include "commands/preprocess.h"
-#include "commands/quantize.h"
 #include "commands/train.h"
 #include "common/error.h"
 #include "common/subprocess.h"
@@ -62,12 +61,6 @@ pipeline::Config load(const PipelineOptions& options, const Console& console) {
   std::vector<std::string> train = {"--model", "m", "--data", "d", "--out", "o"};
   pipeline::append_options(train, config.train);
   check_command_line(register_train, console, train, fmt::format("{}: [train]", options.file));
-  if (config.quantize && !config.max_drop.empty()) {
-    std::string max_drop;
-    for (const auto& gate : config.max_drop) max_drop += fmt::format("{}{}={}", max_drop.empty() ? "" : ",", gate.metric, gate.threshold);
-    check_command_line(register_quantize, console, {"--model", "m", "--out", "o", "--data", "d", "--max-drop", max_drop},
-                       fmt::format("{}: [quantize]", options.file));
-  }
   return config;
 }
 
@@ -87,21 +80,12 @@ pipeline::RunOptions run_options(const PipelineOptions& options, const Console& 
   return run;
 }
 
-void print_stages(std::FILE* out, const pipeline::RunResult& result) {
-  for (const pipeline::StageReport& stage : result.stages) {
-    const std::string status = stage.status == pipeline::StageStatus::pending ? "would run" : pipeline::status_name(stage.status);
-    const std::string seconds = stage.status == pipeline::StageStatus::ran || stage.status == pipeline::StageStatus::failed
-                                    ? fmt::format("{:6.1f} s", stage.seconds)
-                                    : std::string(8, ' ');
-    fmt::print(out, "{:<11} {:<9} {}  {}\n", stage.name, status, seconds, stage.reason);
-  }
-}
-
-nlohmann::json document_of(const pipeline::RunResult& result) {
-  nlohmann::json document = result.record;
-  for (const pipeline::StageReport& stage : result.stages)
-    if (stage.status == pipeline::StageStatus::pending) document["stages"][stage.name]["status"] = "pending";
-  return document;
+void print_stage(std::FILE* out, const pipeline::StageReport& stage) {
+  const std::string status = stage.status == pipeline::StageStatus::pending ? "would run" : pipeline::status_name(stage.status);
+  const std::string seconds = stage.status == pipeline::StageStatus::ran || stage.status == pipeline::StageStatus::failed
+                                  ? fmt::format("{:6.1f} s", stage.seconds)
+                                  : std::string(8, ' ');
+  fmt::print(out, "{:<11} {:<9} {}  {}\n", stage.name, status, seconds, stage.reason);
 }
 
 void run_pipeline_command(const PipelineOptions& options, const Console& console, bool status_only) {
@@ -109,18 +93,17 @@ void run_pipeline_command(const PipelineOptions& options, const Console& console
   pipeline::RunOptions run = run_options(options, console);
   if (!status_only && !run.dry_run && !console.json()) {
     run.on_stage_end = [&](const pipeline::StageReport& stage) {
-      pipeline::RunResult one;
-      one.stages = {stage};
-      print_stages(stdout, one);
+      print_stage(stdout, stage);
       std::fflush(stdout);
     };
     run.on_stage_start = [&](const pipeline::StageReport& stage) { console.debug("stage {}: starting", stage.name); };
   }
   const pipeline::RunResult result = status_only ? pipeline::pipeline_status(config, run) : pipeline::run_pipeline(config, run);
   if (console.json()) {
-    console.result(document_of(result), [](std::FILE*) {});
+    console.result(result.record, [](std::FILE*) {});
   } else {
-    if (status_only || run.dry_run) print_stages(stdout, result);
+    if (status_only || run.dry_run)
+      for (const pipeline::StageReport& stage : result.stages) print_stage(stdout, stage);
     if (!result.record_dir.empty()) fmt::print(stdout, "run record: {}\n", (result.record_dir / "run.json").string());
     std::fflush(stdout);
   }

@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
+#include "common/subprocess.h"
 
 namespace recmodel::distributed {
 
@@ -25,15 +26,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-int exit_code_of(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return 70;
-}
-
 std::string describe(int status) {
   if (WIFSIGNALED(status)) return fmt::format("was killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
-  return fmt::format("exited {}", exit_code_of(status));
+  return fmt::format("exited {}", exit_code_of_status(status));
 }
 
 }  // namespace
@@ -70,9 +65,7 @@ std::vector<std::string> own_command_without(const std::string& option) {
     start = end + 1;
   }
   if (argv.empty()) throw Error(ExitCode::internal, fmt::format("cannot read this process's command line from /proc/self/cmdline"));
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) argv[0] = self.string();
+  argv[0] = current_executable(argv[0]).string();
   std::vector<std::string> kept{argv[0]};
   for (size_t i = 1; i < argv.size(); ++i) {
     if (argv[i] == "--") {  // everything after is positional
@@ -153,8 +146,8 @@ int launch_local_workers(const LaunchOptions& options, const std::function<void(
         if (workers[rank] != pid) continue;
         workers[rank] = -1;
         --running;
-        if (exit_code_of(status) != 0 && !first_failure) {
-          first_failure = exit_code_of(status);
+        if (exit_code_of_status(status) != 0 && !first_failure) {
+          first_failure = exit_code_of_status(status);
           if (!signalled) {
             log(fmt::format("worker {} (rank {}) {}; stopping the other {}", pid, rank, describe(status), running));
             stop_all(SIGTERM);

@@ -352,7 +352,8 @@ Config load_config(const fs::path& file, const std::vector<std::string>& sets, c
       fail<NotFoundError>("{}: {}: no such file: {}", file.string(), input.key, input.path.string());
   }
 
-  const toml::table& model = section_table(where, root, "model") ? *section_table(where, root, "model") : empty;
+  const toml::table* model_table = section_table(where, root, "model");
+  const toml::table& model = model_table ? *model_table : empty;
   check_keys(where, model, "model", {"base", "preset", "vocab", "seed"});
   config.base = string_value(where, model, "model", "base");
   config.preset = string_value(where, model, "model", "preset");

@@ -604,16 +604,8 @@ void Pipeline::register_version() {
 
 void Pipeline::promote() {
   StageReport& r = report("promote");
-  if (!config_.promotion) {
-    r.status = StageStatus::skipped;
-    r.reason = "no [promotion] in the pipeline file";
-    return;
-  }
+  if (!ready(r, config_.promotion, "promotion", {"register"})) return;
   const std::string challenger = output_of("register", "version");
-  if (challenger.empty()) {
-    r.reason = "after register";
-    return;
-  }
   const json challenger_metrics = outputs_["register"].value("metrics", json::object());
   std::string metric = config_.metric;
   if (metric.empty()) metric = challenger_metrics.contains("accuracy") ? "accuracy" : "mae";
@@ -691,22 +683,15 @@ void Pipeline::promote() {
 
 void Pipeline::publish() {
   StageReport& r = report("publish");
-  if (config_.remotes.empty()) {
-    r.status = StageStatus::skipped;
-    r.reason = "no [publish] remotes in the pipeline file";
-    return;
-  }
+  const std::vector<std::string> needs = config_.promotion ? std::vector<std::string>{"register", "promote"}
+                                                          : std::vector<std::string>{"register"};
+  if (!ready(r, !config_.remotes.empty(), "publish", needs)) return;
   const std::string version = output_of("register", "version");
-  if (version.empty() || (config_.promotion && !outputs_.count("promote"))) {
-    r.reason = config_.promotion ? "after promote" : "after register";
-    return;
-  }
   if (config_.promotion && !outputs_["promote"].value("promoted", false)) {
     r.status = StageStatus::skipped;
     r.reason = "the challenger was not promoted";
     return;
   }
-  std::string config_path;
   const fs::path remotes_file = options_.config_flag.empty() ? storage::config_file_path() : fs::path(options_.config_flag);
   const std::vector<storage::RemoteSpec> remotes = storage::load_remotes(remotes_file);
   json targets = json::array();
