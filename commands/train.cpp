@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "common/files.h"
 #include "metrics/names.h"
+#include "model/reference_profile.h"
 #include "model/model_open.h"
 #include "model/predictor.h"
 #include "registry/registry.h"
@@ -210,6 +211,11 @@ void run_train(TrainOptions options, const Console& console) {
         {"samples_per_second", result.samples_per_second},
         {"tokens_per_second", result.tokens_per_second}}},
   };
+  // The reference `recmodel drift` compares live traffic with: the data the model was chosen on.
+  const std::string profiled = dataset.has_split("dev") ? "dev" : "train";
+  lineage["profile"] = model::profile_split(loaded.model, opened.tokenizer.unk_id(), dataset, profiled,
+                                            options.config.batch_size, model::parse_device(result.device))
+                           .to_json();
   StagingDir staging(out, options.force);
   model::save_model(staging.path(), loaded.model, opened.tokenizer, lineage);
   fs::copy_file(work_dir / "train_log.jsonl", staging.path() / "train_log.jsonl", ec);

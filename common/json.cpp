@@ -112,6 +112,60 @@ nlohmann::json read_json_file(const fs::path& path, int max_depth) {
 
 std::string json_excerpt(const nlohmann::json& value, size_t max_chars) { return excerpt(value, max_chars); }
 
+namespace {
+
+bool flat_array(const nlohmann::json& value) {
+  if (!value.is_array()) return false;
+  for (const auto& item : value)
+    if (item.is_structured()) return false;
+  return true;
+}
+
+void append_pretty(std::string& out, const nlohmann::json& value, size_t depth) {
+  const auto dump = [](const nlohmann::json& v) {
+    return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
+  if (!value.is_structured() || value.empty()) {
+    out += dump(value);
+    return;
+  }
+  if (flat_array(value)) {
+    out += '[';
+    bool first = true;
+    for (const auto& item : value) {
+      if (!first) out += ", ";
+      first = false;
+      out += dump(item);
+    }
+    out += ']';
+    return;
+  }
+  const std::string inner((depth + 1) * 2, ' ');
+  out += value.is_object() ? "{\n" : "[\n";
+  bool first = true;
+  for (auto it = value.begin(); it != value.end(); ++it) {
+    if (!first) out += ",\n";
+    first = false;
+    out += inner;
+    if (value.is_object()) {
+      out += dump(nlohmann::json(it.key()));
+      out += ": ";
+    }
+    append_pretty(out, *it, depth + 1);
+  }
+  out += '\n';
+  out += std::string(depth * 2, ' ');
+  out += value.is_object() ? '}' : ']';
+}
+
+}  // namespace
+
+std::string pretty_json(const nlohmann::json& value) {
+  std::string out;
+  append_pretty(out, value, 0);
+  return out;
+}
+
 std::string json_dump(const nlohmann::json& value) {
   return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

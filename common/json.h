@@ -37,6 +37,11 @@ nlohmann::json read_json_file(const fs::path& path, int max_depth = kMaxJsonDept
 std::string json_excerpt(const nlohmann::json& value, size_t max_chars = 40);
 std::string json_excerpt(const nlohmann::ordered_json& value, size_t max_chars = 40);
 
+// Returns `value` indented two spaces a level, like dump(2), except that an array of numbers,
+// strings, booleans or nulls stays on one line (recmodel.json's profile samples: one line, not
+// ten thousand).
+std::string pretty_json(const nlohmann::json& value);
+
 // Returns `value` as compact JSON text; invalid UTF-8 in its strings becomes U+FFFD instead of
 // an exception (for text that came from a request or a file).
 std::string json_dump(const nlohmann::json& value);

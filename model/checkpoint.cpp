@@ -337,7 +337,7 @@ void save_model(const fs::path& dir, BertForSequenceClassification& model, const
   if (!int8.empty()) config[kInt8Section] = int8_section(*model, int8);
   write_file_atomic(dir / "config.json", config.dump(2) + "\n");
   tokenizer.save(dir);
-  write_file_atomic(dir / "recmodel.json", lineage.dump(2) + "\n");
+  write_file_atomic(dir / "recmodel.json", pretty_json(lineage) + "\n");
 }
 
 }  // namespace recmodel::model
