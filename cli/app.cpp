@@ -45,6 +45,8 @@ const std::vector<CommandEntry>& command_table() {
       {"sync", "Copy a model version between two remotes, streaming", register_sync},
       {"ls", "List the model versions on a remote, or the files of one", register_ls},
       {"serve", "Online inference over HTTP (TEI, HF endpoint, MLflow, KServe v2); follows registry aliases, hot swaps, Prometheus metrics", nullptr},
+      {"drift", "Live traffic against the model's training profile: PSI, Jensen-Shannon, chi-square/KS per feature; CI gates", nullptr},
+      {"report", "One self-contained HTML page of a model: training curves, confusion matrix, calibration, drift, lineage", nullptr},
       {"pipeline", "The retraining loop from one TOML file: gates, champion/challenger promotion, publishing; cached", nullptr},
       {"tokenize", "Show the WordPiece ids and tokens the model sees for each input line", register_tokenize},
       {"vocab", "Learn a WordPiece vocabulary from a text corpus", register_vocab},

@@ -16,6 +16,7 @@
 #include "metrics/gates.h"
 #include "model/model_open.h"
 #include "model/predictor.h"
+#include "model/split_evaluation.h"
 #include "registry/registry.h"
 
 namespace recmodel {
@@ -41,8 +42,6 @@ struct EvaluateOptions {
   std::string device = "auto";
 };
 
-// Examples scored per window of the split; bounds memory for any split size.
-constexpr size_t kWindow = 4096;
 // Above this many classes the human output leaves the confusion matrix to --json/--report.
 constexpr size_t kMatrixClasses = 20;
 
@@ -70,72 +69,21 @@ Evaluation evaluate_model(const EvaluateOptions& options, const Console& console
   subject.model_dir = resolved.path.string();
   subject.version = resolved.version;
   const data::PreparedDataset dataset = data::PreparedDataset::open(options.data);
-  const data::Task task = dataset.task;
   data::DatasetSplit split = dataset.require_split(options.split);
-  const fs::path split_file = split.path();
   model::OpenedModel opened = model::open_for_inference(
       resolved.path, options.model, [&](const std::string& w) { console.warn("{}", w); }, &dataset);
-  model::LoadedModel& loaded = opened.loaded;
-  const std::vector<std::string>& model_labels = loaded.config.labels;
   subject.split = options.split;
   subject.data = options.data;
   subject.dataset_sha256 = dataset.manifest_sha256;
 
-  model::PredictorOptions popts;
-  popts.batch_size = static_cast<size_t>(options.batch_size);
-  popts.device = model::parse_device(options.device);
-  const int64_t pad_id = loaded.config.pad_token_id;
-  model::Predictor predictor(loaded.model, pad_id, popts);
-  const int64_t classes = predictor.num_labels();
-
-  std::vector<int> truth, predicted;
-  std::vector<double> probabilities, true_values, predicted_values;
+  model::SplitEvaluationOptions eopts;
+  eopts.batch_size = static_cast<size_t>(options.batch_size);
+  eopts.device = model::parse_device(options.device);
+  eopts.top_k = options.top_k;
   ProgressBar progress(console, "evaluate", split.size(), " examples");
-  std::vector<data::Example> window;
-  std::vector<model::SequenceView> views;
-  for (size_t start = 0; start < split.size(); start += kWindow) {
-    size_t count = std::min(kWindow, split.size() - start);
-    window.resize(count);
-    views.clear();
-    for (size_t i = 0; i < count; ++i) {
-      split.example(start + i, window[i]);
-      views.push_back({window[i].ids.data(), window[i].type_ids.data(), window[i].ids.size()});
-    }
-    torch::Tensor logits = predictor.logits(views);
-    if (task == data::Task::regression) {
-      auto values = logits.select(1, 0).to(torch::kFloat64).contiguous();
-      const double* v = values.data_ptr<double>();
-      for (size_t i = 0; i < count; ++i) {
-        true_values.push_back(window[i].target);
-        predicted_values.push_back(v[i]);
-      }
-    } else {
-      torch::Tensor probs = torch::softmax(logits.to(torch::kFloat64), 1).contiguous();
-      torch::Tensor best = logits.argmax(1).contiguous();
-      const double* p = probs.data_ptr<double>();
-      const int64_t* b = best.data_ptr<int64_t>();
-      for (size_t i = 0; i < count; ++i) {
-        truth.push_back(opened.fit.model_label(window[i].label, split_file, start + i));
-        predicted.push_back(static_cast<int>(b[i]));
-      }
-      probabilities.insert(probabilities.end(), p, p + count * classes);
-    }
-    progress.update(start + count);
-  }
+  eopts.on_progress = [&](uint64_t scored) { progress.update(scored); };
+  Evaluation result = model::evaluate_split(opened, split, dataset.task, eopts);
   progress.finish();
-
-  Evaluation result;
-  result.task = task;
-  if (task == data::Task::regression) {
-    result.regression = metrics::regression_metrics(true_values, predicted_values);
-  } else {
-    result.labels = model_labels;
-    metrics::ClassificationOptions copts;
-    copts.top_k = options.top_k > 0 ? options.top_k : metrics::default_top_k(static_cast<int>(classes));
-    copts.class_values = metrics::numeric_label_values(model_labels);
-    result.classification =
-        metrics::classification_metrics(truth, predicted, static_cast<int>(classes), probabilities, copts);
-  }
   return result;
 }
 

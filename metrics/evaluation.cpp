@@ -212,6 +212,8 @@ Evaluation evaluate_files(const fs::path& predictions, const fs::path& labels, c
 
   if (result.task == data::Task::regression) {
     result.regression = regression_metrics(true_values, predicted_values);
+    for (size_t i = 0; i < true_values.size(); ++i)
+      result.outcomes.residual.push_back(predicted_values[i] - true_values[i]);
     return result;
   }
 
@@ -235,7 +237,11 @@ Evaluation evaluate_files(const fs::path& predictions, const fs::path& labels, c
     matrix.assign(probs.size() * static_cast<size_t>(classes), 0.0);
     for (size_t i = 0; i < probs.size(); ++i)
       for (auto& [name, value] : probs[i].items()) matrix[i * classes + index[name]] = value.get<double>();
+    // The confidence of a prediction is the probability given to the label it names (which need
+    // not be the most probable one in a file written by another tool).
+    for (size_t i = 0; i < p.size(); ++i) result.outcomes.confidence.push_back(matrix[i * classes + p[i]]);
   }
+  for (size_t i = 0; i < t.size(); ++i) result.outcomes.correct.push_back(t[i] == p[i] ? 1 : 0);
   ClassificationOptions copts;
   copts.top_k = options.top_k > 0 ? options.top_k : default_top_k(classes);
   copts.class_values = numeric_label_values(result.labels);

@@ -2,6 +2,7 @@
 // file (JSONL, CSV or TSV with the columns of ../shared/CLI.md, joined on `id`).
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -17,12 +18,21 @@ namespace recmodel::metrics {
 
 namespace fs = std::filesystem;
 
+// Each example's outcome, in evaluation order: what score histograms, reliability curves and
+// residual plots are drawn from.
+struct Outcomes {
+  std::vector<double> confidence;  // classification with probabilities: the predicted class's probability
+  std::vector<uint8_t> correct;    // classification: 1 when the predicted class is the true one
+  std::vector<double> residual;    // regression: predicted minus true value
+};
+
 // The metrics of one evaluation, classification or regression.
 struct Evaluation {
   data::Task task = data::Task::classification;
   std::vector<std::string> labels;  // class names by index (classification)
   ClassificationMetrics classification;
   RegressionMetrics regression;
+  Outcomes outcomes;
 
   // Returns metric `name` of the task's result (see MetricValue); UsageError for unknown names.
   MetricValue get(std::string_view name) const;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The lifecycle demo on shipped sample data: generate a synthetic e-commerce set, build a
 # WordPiece vocabulary from it, prepare every task's dataset, train a small BERT on product
-# categories, gate it on the test split, predict, register and promote it, quantize to int8,
+# categories, gate it on the test split, predict, register and promote it, watch its traffic for
+# drift and draw its report page, quantize to int8,
 # export to ONNX (checked in ONNX Runtime), and move it between an on-prem S3 (a real Ceph
 # gateway started here) and a public-cloud bucket, keeping private versions private; then the
 # whole retraining loop again as one `recmodel pipeline run`.
@@ -93,6 +94,20 @@ step "Registering the model (version 1 of 'products'), promoting it to productio
 "$recmodel" registry promote models:/products/1 --alias production --reason "passed the demo gate"
 "$recmodel" evaluate --model models:/products@production --data "$out/products" --split test --record -q
 "$recmodel" registry show models:/products@production
+
+step "Monitoring: a batch of catalogue titles against the profile train recorded (no drift expected)"
+"$recmodel" drift --model models:/products@production --input "$out/raw/products.csv" --text-column title
+
+step "Monitoring: search queries sent to the product model by mistake: the drift gate a cron job would alert on"
+rc=0
+"$recmodel" drift --model models:/products@production --input "$out/raw/queries.tsv" --text-column query \
+  --fail-over psi=0.2,js=0.1 --json >"$out/products-drift.json" || rc=$?
+[[ $rc == 1 ]] || { echo "recmodel drift exited $rc on the queries, not 1 (drift)" >&2; exit 1; }
+echo "exit 1: the drift gate failed, as it should" >&2
+
+step "One HTML page about the production model: training curves, test metrics, confusion matrix, calibration, drift, lineage"
+"$recmodel" report models:/products@production --data "$out/products" --drift "$out/products-drift.json" \
+  --out "$out/products-report.html"
 
 step "int8: quantizing the production model and checking the accuracy it loses (gate: 1 point)"
 "$recmodel" quantize --model models:/products@production --data "$out/products" --out "$out/models/products-int8"

@@ -28,6 +28,8 @@ debian_packages=(
   # Serve's peers: wrk drives load, promtool (from prometheus) checks /metrics, curl and jq are
   # the plain HTTP clients.
   wrk prometheus curl jq
+  # `recmodel report` in a real browser: headless chromium loads the page and takes its screenshot.
+  chromium
   # scikit-learn checks the metrics; awscli/botocore check the S3 client; Ceph's RADOS
   # Gateway is the real S3 server the storage tests start.
   python3-sklearn awscli python3-botocore radosgw ceph-mon ceph-osd sqlite3

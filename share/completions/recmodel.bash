@@ -8,7 +8,7 @@
 
 # Options valid with every command (and before it).
 _recmodel_global_opts="--json -q --quiet -v --verbose --registry --threads --no-progress -h --help"
-_recmodel_commands="preprocess init train evaluate predict tokenize vocab quantize export registry remote push pull sync ls serve pipeline help"
+_recmodel_commands="preprocess init train evaluate predict tokenize vocab quantize export registry remote push pull sync ls serve pipeline drift report help"
 
 # Prints the options of one command, global options excluded.
 _recmodel_command_opts() {
@@ -51,6 +51,11 @@ _recmodel_command_opts() {
             echo "--jobs --config" ;;
         pipeline)
             echo "--config --set --force --dry-run" ;;
+        drift)
+            echo "--model --input --format --text-column --text-pair-column --window --since --served-name \
+--all-versions --reference --reference-split --fail-over --batch-size --device" ;;
+        report)
+            echo "--out --data --split --batch-size --device --predictions --labels --id-column --drift" ;;
         serve)
             echo "--model --from --poll --device --max-length --host --port --max-concurrent-requests \
 --payload-limit --request-timeout --idle-timeout --drain-timeout --http-threads --max-batch-tokens \
@@ -333,6 +338,29 @@ precision_micro recall_micro precision_weighted recall_weighted top_k_accuracy r
                 COMPREPLY=($(compgen -W "run status" -- "$cur")); return 0
             elif [[ "$cur" != -* && ( "$prev" == "run" || "$prev" == "status" ) ]]; then
                 _recmodel_files "$cur"; return 0
+            fi ;;
+        drift)
+            case "$prev" in
+                --model|--input) _recmodel_files "$cur"; return 0 ;;
+                --reference) _recmodel_dirs "$cur"; return 0 ;;
+                --format) COMPREPLY=($(compgen -W "auto log predictions lines pairs csv tsv jsonl" -- "$cur")); return 0 ;;
+                --reference-split) COMPREPLY=($(compgen -W "train dev test" -- "$cur")); return 0 ;;
+                --device) COMPREPLY=($(compgen -W "auto cpu cuda" -- "$cur")); return 0 ;;
+                --fail-over) COMPREPLY=($(compgen -W "psi=0.2,js=0.1" -- "$cur")); return 0 ;;
+                --since) COMPREPLY=($(compgen -W "1h 6h 24h 7d" -- "$cur")); return 0 ;;
+                --text-column|--text-pair-column|--window|--served-name|--batch-size) return 0 ;;
+            esac ;;
+        report)
+            case "$prev" in
+                --out|--predictions|--labels|--drift) _recmodel_files "$cur"; return 0 ;;
+                --data) _recmodel_dirs "$cur"; return 0 ;;
+                --split) COMPREPLY=($(compgen -W "train dev test" -- "$cur")); return 0 ;;
+                --device) COMPREPLY=($(compgen -W "auto cpu cuda" -- "$cur")); return 0 ;;
+                --batch-size|--id-column) return 0 ;;
+            esac
+            # The operand is the model: a directory (or a models:/ reference typed out).
+            if [[ "$cur" != -* ]]; then
+                _recmodel_dirs "$cur"; return 0
             fi ;;
     esac
 
