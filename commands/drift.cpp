@@ -141,6 +141,21 @@ std::string first_line_of(const std::string& path) {
   return line;
 }
 
+// Reads the newest profile `evaluate --record` attached to `version`; false when there is none.
+bool recorded_profile(const registry::VersionInfo& version, const Console& console,
+                      monitoring::ReferenceProfile& profile, std::string& source) {
+  registry::Registry reg(registry::registry_path(console.options().registry), registry::Registry::Access::read,
+                         registry::default_options());
+  const auto evaluations = reg.evaluations(registry::parse_ref(version.uri(), /*allow_bare=*/false));
+  for (auto it = evaluations.rbegin(); it != evaluations.rend(); ++it) {
+    if (it->profile.is_null()) continue;
+    source = fmt::format("registry: evaluate --record of the {} split, {}", it->split, it->at);
+    profile = monitoring::ReferenceProfile::from_json(it->profile, fmt::format("{} ({})", version.uri(), source));
+    return true;
+  }
+  return false;
+}
+
 std::string format_number(double v) {
   if (v != 0 && std::fabs(v) < 1e-4) return fmt::format("{:.2e}", v);
   return fmt::format("{:.4f}", v);
@@ -186,9 +201,12 @@ void run_drift(const DriftOptions& options, const Console& console) {
     reference_source = fmt::format("{} ({})", options.reference, options.reference_split);
   } else if (monitoring::read_model_profile(resolved.path.string(), profile)) {
     reference_source = "recmodel.json";
+  } else if (resolved.version && recorded_profile(*resolved.version, console, profile, reference_source)) {
+    // a version trained before profiles, profiled later by `evaluate --record`
   } else {
     fail<NotFoundError>("{} has no reference profile in recmodel.json (trained before recmodel recorded one); give "
-                        "the prepared dataset it was trained on: --reference DATA",
+                        "the prepared dataset it was trained on: --reference DATA (or record one for a registry version: recmodel "
+                        "evaluate --model REF --data DATA --split dev --record)",
                         options.model);
   }
   if (!profile.regression)  // the model's order, for the bins

@@ -16,6 +16,7 @@
 #include "metrics/gates.h"
 #include "model/model_open.h"
 #include "model/predictor.h"
+#include "model/reference_profile.h"
 #include "model/split_evaluation.h"
 #include "registry/registry.h"
 
@@ -62,6 +63,7 @@ struct Subject {
   std::string split;          // test, dev, train, or the labels file
   std::string data;           // dataset directory or labels file
   std::string dataset_sha256; // manifest.json or labels file
+  nlohmann::json profile;     // --record on a split: its reference profile, for `recmodel drift`
 };
 
 Evaluation evaluate_model(const EvaluateOptions& options, const Console& console, Subject& subject) {
@@ -84,6 +86,10 @@ Evaluation evaluate_model(const EvaluateOptions& options, const Console& console
   eopts.on_progress = [&](uint64_t scored) { progress.update(scored); };
   Evaluation result = model::evaluate_split(opened, split, dataset.task, eopts);
   progress.finish();
+  if (options.record)  // a registered directory never changes: the registry keeps the profile
+    subject.profile = model::profile_split(opened.loaded.model, opened.tokenizer.unk_id(), dataset, options.split,
+                                           eopts.batch_size, eopts.device)
+                          .to_json();
   return result;
 }
 
@@ -228,6 +234,7 @@ void run_evaluate(const EvaluateOptions& options, const Console& console) {
     evaluation.split = subject.split;
     evaluation.dataset_sha256 = subject.dataset_sha256;
     evaluation.metrics = nlohmann::json::parse(metrics_json.dump());
+    evaluation.profile = subject.profile;
     // The version resolved at the start, so an alias moved meanwhile does not get these metrics.
     registry::ModelRef exact = subject.version ? registry::parse_ref(subject.version->uri(), false) : *record_ref;
     reg.record_evaluation(exact, evaluation);

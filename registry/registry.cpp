@@ -454,12 +454,14 @@ std::optional<int64_t> Registry::alias_at(const std::string& name, const std::st
 std::vector<Evaluation> Registry::evaluations(const ModelRef& ref) {
   ReadTransaction snapshot(*db_);
   Resolved r = resolve(ref);
-  Statement query(*db_, "SELECT split, dataset_sha256, metrics, recorded_at, recorded_by FROM evaluations "
+  Statement query(*db_, "SELECT split, dataset_sha256, metrics, recorded_at, recorded_by, profile FROM evaluations "
                         "WHERE version_id = ?1 ORDER BY id");
   query.bind(1, r.version_id);
   std::vector<Evaluation> out;
-  while (query.step())
+  while (query.step()) {
     out.push_back({query.text(0), query.optional_text(1), parse_json_column(query.text(2)), query.text(3), query.text(4)});
+    if (auto profile = query.optional_text(5)) out.back().profile = parse_json_column(*profile);
+  }
   return out;
 }
 
@@ -789,13 +791,14 @@ void Registry::record_evaluation(const ModelRef& ref, const Evaluation& evaluati
   WriteTransaction transaction(*db_);
   Resolved r = resolve(ref);
   Statement insert(*db_, "INSERT INTO evaluations (version_id, split, dataset_sha256, metrics, recorded_at, "
-                         "recorded_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+                         "recorded_by, profile) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
   insert.bind(1, r.version_id)
       .bind(2, evaluation.split)
       .bind(3, evaluation.dataset_sha256)
       .bind(4, evaluation.metrics.dump())
       .bind(5, evaluation.at.empty() ? now() : evaluation.at)
       .bind(6, evaluation.by.empty() ? who() : evaluation.by)
+      .bind(7, evaluation.profile.is_null() ? std::optional<std::string>() : std::optional<std::string>(evaluation.profile.dump()))
       .run();
   transaction.commit();
 }

@@ -77,6 +77,7 @@ struct Evaluation {
   nlohmann::json metrics = nlohmann::json::object();
   std::string at;
   std::string by;
+  nlohmann::json profile;  // the split's reference profile (monitoring/profile.h), null when none
 };
 
 struct Location {

@@ -122,6 +122,13 @@ CREATE TABLE locations (
 );
 )sql";
 
+// Version 3: an evaluation can carry the reference profile of the split it scored
+// (`evaluate --record`), so `recmodel drift` has one for versions trained before train
+// recorded it in recmodel.json (a registered directory never changes).
+const char* kSchemaV3 = R"sql(
+ALTER TABLE evaluations ADD COLUMN profile TEXT;
+)sql";
+
 // Returns the recmodel version recorded in the file, or "an unknown version".
 std::string written_by(Database& db) {
   try {
@@ -191,7 +198,7 @@ std::string backup(Database& db, int64_t from_version) {
 }  // namespace
 
 const std::vector<std::string>& migrations() {
-  static const std::vector<std::string> list = {kSchemaV1, kSchemaV2};
+  static const std::vector<std::string> list = {kSchemaV1, kSchemaV2, kSchemaV3};
   return list;
 }
 

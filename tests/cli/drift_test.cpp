@@ -166,3 +166,29 @@ TEST_CASE("drift refuses bad flags and bad input with one line and the documente
     CHECK(result.out.empty());
   }
 }
+
+TEST_CASE("a version without a profile gets one from evaluate --record, kept in the registry") {
+  Fixture f;
+  const std::string registry = f.path("registry.db");
+  auto registered = t::run_recmodel({"registry", "register", "old", "--path", f.model, "--registry", registry, "-q"});
+  REQUIRE_MESSAGE(registered.exit_code == 0, registered.err);
+  t::write_text(f.dir / "served.jsonl", log_lines(1, 50, 0, 0));
+  auto before = t::run_recmodel({"drift", "--registry", registry, "--model", "models:/old/1", "--input",
+                                 f.path("served.jsonl")});
+  CHECK(before.exit_code == 4);
+  CHECK(before.err.find("recmodel evaluate --model REF --data DATA --split dev --record") != std::string::npos);
+
+  auto recorded = t::run_recmodel({"evaluate", "--registry", registry, "--model", "models:/old/1", "--data", f.data,
+                                   "--split", "dev", "--record", "-q"});
+  REQUIRE_MESSAGE(recorded.exit_code == 0, recorded.err);
+  auto after = t::run_recmodel({"drift", "--json", "--registry", registry, "--model", "models:/old/1", "--input",
+                                f.path("served.jsonl")});
+  REQUIRE_MESSAGE(after.exit_code == 0, after.err);
+  const nlohmann::json doc = nlohmann::json::parse(after.out);
+  CHECK(doc["reference"]["source"].get<std::string>().rfind("registry: evaluate --record of the dev split", 0) == 0);
+  CHECK(doc["reference"]["split"] == "dev");
+  CHECK(doc["window"]["records"] == 50);
+  // The registered directory was not touched: its files still match the manifest.
+  auto verified = t::run_recmodel({"registry", "verify", "models:/old/1", "--registry", registry});
+  CHECK_MESSAGE(verified.exit_code == 0, verified.err);
+}

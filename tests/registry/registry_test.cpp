@@ -349,7 +349,7 @@ TEST_CASE("newer, foreign and corrupt files are refused and left unchanged") {
   CHECK(exit_code_of([&] { r::Registry(newer, r::Registry::Access::write, options_with()); }, &message) == 3);
   CHECK(message == newer.string() +
                        ": the registry has schema version 99 (written by recmodel test); this recmodel test "
-                       "understands up to version 2. Upgrade recmodel to use it; the file was left unchanged");
+                       "understands up to version 3. Upgrade recmodel to use it; the file was left unchanged");
   CHECK(t::read_text(newer) == before);
 
   fs::path foreign = dir / "foreign.db";
@@ -465,4 +465,36 @@ TEST_CASE("16 processes registering 50 versions each and moving aliases get 1..8
   }
   for (const char* alias : {"production", "staging"})
     CHECK(registry.version(alias_ref("intent", alias)).version == *state[alias]);
+}
+
+TEST_CASE("a version 2 registry gains evaluation profiles: old evaluations read with none, new ones keep theirs") {
+  t::TempDir dir;
+  fs::path path = dir / "registry.db";
+  {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    const std::string schema = r::migrations()[0] + r::migrations()[1];
+    REQUIRE(sqlite3_exec(db, schema.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+    std::string setup = "PRAGMA user_version = 2; PRAGMA application_id = " + std::to_string(r::kApplicationId) +
+                        "; INSERT INTO models (name, created_at, created_by, next_version) VALUES ('intent', "
+                        "'2024-01-01T00:00:00.000Z', 'old', 2); INSERT INTO versions (model_id, version, source_path, "
+                        "manifest_sha256, file_count, total_size, created_at, created_by) VALUES (1, 1, '/m', 'x', 0, "
+                        "0, '2024-01-01T00:00:00.000Z', 'old'); INSERT INTO evaluations (version_id, split, metrics, "
+                        "recorded_at, recorded_by) VALUES (1, 'test', '{\"accuracy\": 0.9}', "
+                        "'2024-01-02T00:00:00.000Z', 'old');";
+    REQUIRE(sqlite3_exec(db, setup.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  r::Registry registry(path, r::Registry::Access::write, options_with());
+  CHECK(registry.migration_backup() == path.string() + ".v2.bak");
+  r::Evaluation recorded;
+  recorded.split = "dev";
+  recorded.metrics = {{"accuracy", 0.8}};
+  recorded.profile = {{"format_version", 1}, {"examples", 3}};
+  registry.record_evaluation(version_ref("intent", 1), recorded);
+  const auto evaluations = registry.evaluations(version_ref("intent", 1));
+  REQUIRE(evaluations.size() == 2);
+  CHECK(evaluations[0].metrics["accuracy"] == 0.9);
+  CHECK(evaluations[0].profile.is_null());
+  CHECK(evaluations[1].profile["examples"] == 3);
 }
