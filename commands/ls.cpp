@@ -53,6 +53,7 @@ void run_ls(const LsOptions& options, const Console& console) {
   auto remotes = configured_remotes(options.config, &config);
   storage::RemoteSpec remote = storage::find_remote(remotes, options.remote, config);
   TransferFlags flags;
+  flags.key_file = options.key_file;
   auto store = storage::open_store(remote, store_options(flags, console));
 
   std::string name, version;
@@ -196,6 +197,7 @@ CommandAction register_ls(CLI::App& command, const Console& console) {
       ->check(CLI::Range(1, 256))
       ->type_name("N");
   add_config_option(command, options->config);
+  add_key_file_option(command, options->key_file);
   return [options, &console] { run_ls(*options, console); };
 }
 

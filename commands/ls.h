@@ -12,6 +12,7 @@ struct LsOptions {
   std::string what;  // "" = every version; NAME = its versions; NAME/VERSION = its files
   int jobs = 8;
   std::string config;  // --config
+  std::string key_file;  // --key-file: the key of an encrypted remote
 };
 
 // Adds the options of `recmodel ls` to `command` and returns its action.

@@ -78,6 +78,14 @@ void add_transfer_options(CLI::App& command, TransferFlags& flags) {
       ->check(CLI::Range(1, 3600))
       ->type_name("SECONDS")
       ->group(group);
+  add_key_file_option(command, flags.key_file);
+}
+
+void add_key_file_option(CLI::App& command, std::string& key_file) {
+  command.add_option("--key-file", key_file,
+                     "Key of an encrypted remote (default: $RECMODEL_ENCRYPTION_KEY_FILE, else the one named at remote add)")
+      ->type_name("FILE")
+      ->group("Encryption");
 }
 
 storage::TransferOptions transfer_options(const TransferFlags& flags) {
@@ -92,6 +100,7 @@ storage::StoreOptions store_options(const TransferFlags& flags, const Console& c
   storage::StoreOptions options;
   options.retry.retries = flags.retries;
   options.stall_timeout_s = flags.timeout;
+  options.key_file = flags.key_file;
   if (console.options().verbose > 0 && !console.options().quiet)
     options.log = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
   return options;
@@ -115,7 +124,9 @@ nlohmann::json remote_json(const storage::RemoteSpec& remote) {
   nlohmann::json out = {{"name", remote.name},
                         {"url", remote.url},
                         {"type", remote.kind == storage::RemoteKind::s3 ? "s3" : "file"},
-                        {"visibility", remote.visibility()}};
+                        {"visibility", remote.visibility()},
+                        {"encrypted", remote.encrypt}};
+  if (remote.encrypt) out["key_file"] = remote.key_file.empty() ? nlohmann::json(nullptr) : nlohmann::json(remote.key_file);
   if (remote.kind == storage::RemoteKind::s3) {
     out["endpoint"] = remote.endpoint;
     out["region"] = remote.region;

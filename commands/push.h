@@ -19,12 +19,15 @@ struct TransferFlags {
   std::string multipart_threshold = "8MiB";
   int retries = 5;
   int timeout = 30;  // seconds without a byte moving
+  std::string key_file;  // --key-file: the key of encrypted remotes
 };
 
-// Adds --config, --jobs, --part-size, --multipart-threshold, --retries and --timeout to `command`.
+// Adds --config, --jobs, --part-size, --multipart-threshold, --retries, --timeout and --key-file to `command`.
 void add_transfer_options(CLI::App& command, TransferFlags& flags);
 // Returns the options the storage layer takes, from the parsed flags.
 storage::TransferOptions transfer_options(const TransferFlags& flags);
+// Adds --key-file (the key of encrypted remotes) to `command`.
+void add_key_file_option(CLI::App& command, std::string& key_file);
 storage::StoreOptions store_options(const TransferFlags& flags, const Console& console);
 
 // Adds --config FILE (the config file holding the remotes) to `command`.

@@ -8,6 +8,8 @@
 
 #include "commands/push.h"
 #include "common/error.h"
+#include "storage/encrypted_store.h"
+#include "storage/encryption.h"
 #include "storage/object_store.h"
 #include "storage/remote_config.h"
 #include "storage/s3_client.h"
@@ -51,6 +53,10 @@ void run_remote_add(const RemoteAddOptions& options, const std::string& config_f
   }
   if (options.path_style) spec.path_style = true;
   spec.is_public = options.is_public;
+  if (!options.key_file.empty() && !options.encrypt)
+    fail<UsageError>("--key-file is the key of an encrypted remote: add --encrypt");
+  spec.encrypt = options.encrypt;
+  if (!options.key_file.empty()) spec.key_file = fs::absolute(options.key_file).string();
 
   std::string config;
   auto remotes = configured_remotes(config_flag, &config);
@@ -72,15 +78,69 @@ void run_remote_add(const RemoteAddOptions& options, const std::string& config_f
       if (ec) fail<RemoteError>("{}: cannot create directory: {}", spec.path, ec.message());
     }
   }
+  std::string keyring_id;
+  if (spec.encrypt) {
+    // The keyring is made (or, on a remote that has one, opened) now: a wrong key or an
+    // unreachable store is found here, not at the first push.
+    storage::StoreOptions store_options;
+    const auto key = storage::read_key_file(storage::encryption_key_file(spec, store_options));
+    storage::RemoteSpec plain = spec;  // the store itself, where the keyring lives
+    plain.encrypt = false;
+    keyring_id = storage::ensure_keyring(*storage::open_store(plain, store_options), key);
+  }
   if (replaced) *existing = spec;
   else remotes.push_back(spec);
   storage::save_remotes(config, remotes);
 
   nlohmann::json document = {{"added", remote_json(spec)}, {"replaced", replaced}, {"config", config}};
+  if (spec.encrypt) document["keyring"] = keyring_id;
   console.result(document, [&](std::FILE* out) {
-    fmt::print(out, "{} remote '{}' ({}): {}{}\n", replaced ? "replaced" : "added", spec.name, spec.visibility(),
-               spec.url, spec.endpoint.empty() ? "" : " at " + spec.endpoint);
+    fmt::print(out, "{} remote '{}' ({}{}): {}{}\n", replaced ? "replaced" : "added", spec.name, spec.visibility(),
+               spec.encrypt ? ", encrypted" : "", spec.url, spec.endpoint.empty() ? "" : " at " + spec.endpoint);
+    if (spec.encrypt)
+      fmt::print(out, "keyring {} ({}); keep the key file safe: without it nothing on this remote can be read\n",
+                 keyring_id, spec.key_file.empty() ? "key from RECMODEL_ENCRYPTION_KEY_FILE" : "key file " + spec.key_file);
     fmt::print(out, "saved in {}\n", config);
+  });
+}
+
+void run_remote_keygen(const std::string& file, const Console& console) {
+  storage::write_new_key_file(file);
+  nlohmann::json document = {{"key_file", file}, {"mode", "0600"}};
+  console.result(document, [&](std::FILE* out) {
+    fmt::print(out, "wrote a new 256-bit key to {} (mode 0600); back it up: data encrypted with it cannot be read "
+                    "without it\n",
+               file);
+  });
+}
+
+void run_remote_rotate_key(const RemoteRotateOptions& options, const std::string& config_flag, const Console& console) {
+  std::string config;
+  auto remotes = configured_remotes(config_flag, &config);
+  storage::RemoteSpec spec = storage::find_remote(remotes, options.name, config);
+  if (!spec.encrypt) fail<UsageError>("remote '{}' is not encrypted; there is no key to rotate", spec.name);
+  storage::StoreOptions store_options;
+  store_options.key_file = options.key_file;
+  const auto old_key = storage::read_key_file(storage::encryption_key_file(spec, store_options));
+  const auto new_key = storage::read_key_file(options.new_key_file);
+  storage::RemoteSpec plain = spec;
+  plain.encrypt = false;
+  auto store = storage::open_store(plain, store_options);
+  const std::string id = storage::rotate_keyring(*store, old_key, new_key);
+  // The config names the new key file from now on (when it named one at all).
+  bool updated = false;
+  if (!spec.key_file.empty()) {
+    for (auto& remote : remotes)
+      if (remote.name == spec.name) remote.key_file = fs::absolute(options.new_key_file).string();
+    storage::save_remotes(config, remotes);
+    updated = true;
+  }
+  nlohmann::json document = {{"remote", spec.name}, {"keyring", id}, {"key_file", options.new_key_file},
+                             {"config_updated", updated}};
+  console.result(document, [&](std::FILE* out) {
+    fmt::print(out, "remote '{}': keyring {} now opens with {} only (objects unchanged, nothing re-uploaded)\n",
+               spec.name, id, options.new_key_file);
+    if (updated) fmt::print(out, "{} names the new key file\n", config);
   });
 }
 
@@ -95,18 +155,20 @@ void run_remote_list(const std::string& config_flag, const Console& console) {
       fmt::print(out, "no remotes in {}; add one with 'recmodel remote add NAME URL'\n", config);
       return;
     }
-    size_t name_width = 4, url_width = 3;
+    size_t name_width = 4, url_width = 3, visibility_width = 10;
     for (const auto& remote : remotes) {
       name_width = std::max(name_width, remote.name.size());
       url_width = std::max(url_width, remote.url.size());
+      if (remote.encrypt) visibility_width = 18;  // "private, encrypted"
     }
-    fmt::print(out, "{:<{}}  {:<10}  {:<{}}  {}\n", "NAME", name_width, "VISIBILITY", "URL", url_width, "ENDPOINT");
+    fmt::print(out, "{:<{}}  {:<{}}  {:<{}}  {}\n", "NAME", name_width, "VISIBILITY", visibility_width, "URL", url_width, "ENDPOINT");
     for (const auto& remote : remotes) {
       std::string endpoint = remote.kind == storage::RemoteKind::file ? "-"
                              : remote.endpoint.empty()                ? "(AWS or AWS_ENDPOINT_URL)"
                                                                       : remote.endpoint;
-      fmt::print(out, "{:<{}}  {:<10}  {:<{}}  {}\n", remote.name, name_width, remote.visibility(), remote.url,
-                 url_width, endpoint);
+      const std::string visibility = std::string(remote.visibility()) + (remote.encrypt ? ", encrypted" : "");
+      fmt::print(out, "{:<{}}  {:<{}}  {:<{}}  {}\n", remote.name, name_width, visibility, visibility_width, remote.url, url_width,
+                 endpoint);
     }
   });
 }
@@ -168,6 +230,32 @@ CommandAction register_remote(CLI::App& command, const Console& console) {
   add->add_flag("--create-bucket", add_options->create_bucket,
                 "Create the bucket (or the directory) now if it does not exist");
   add->add_flag("--force", add_options->force, "Replace a remote of the same name");
+  const char* crypt_group = "Encryption";
+  add->add_flag("--encrypt", add_options->encrypt,
+                "Seal every object client-side (AES-256-GCM; names are HMACs): the store sees ciphertext only")
+      ->group(crypt_group);
+  add->add_option("--key-file", add_options->key_file,
+                  "Key file for --encrypt (recmodel remote keygen; default: $RECMODEL_ENCRYPTION_KEY_FILE); its "
+                  "path is saved, never the key")
+      ->type_name("FILE")
+      ->group(crypt_group);
+
+  auto keygen_file = std::make_shared<std::string>();
+  CLI::App* keygen = command.add_subcommand("keygen", "Write a new random key for encrypted remotes (mode 0600)");
+  keygen->fallthrough();
+  keygen->add_option("FILE", *keygen_file, "Key file to create (never replaced)")->required();
+
+  auto rotate_options = std::make_shared<RemoteRotateOptions>();
+  CLI::App* rotate =
+      command.add_subcommand("rotate-key", "Re-seal an encrypted remote's keyring under a new key (no data re-uploaded)");
+  rotate->fallthrough();
+  rotate->add_option("NAME", rotate_options->name, "Name of the encrypted remote")->required();
+  rotate->add_option("--new-key-file", rotate_options->new_key_file, "The new key (recmodel remote keygen)")
+      ->type_name("FILE")
+      ->required();
+  rotate->add_option("--key-file", rotate_options->key_file,
+                     "The current key (default: $RECMODEL_ENCRYPTION_KEY_FILE, else the one the config names)")
+      ->type_name("FILE");
 
   CLI::App* list = command.add_subcommand("list", "List the remotes of the config file");
   list->fallthrough();
@@ -181,6 +269,8 @@ CommandAction register_remote(CLI::App& command, const Console& console) {
     if (add->parsed()) run_remote_add(*add_options, config->config, console);
     else if (list->parsed()) run_remote_list(config->config, console);
     else if (remove->parsed()) run_remote_remove(*remove_options, config->config, console);
+    else if (keygen->parsed()) run_remote_keygen(*keygen_file, console);
+    else if (rotate->parsed()) run_remote_rotate_key(*rotate_options, config->config, console);
   };
 }
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -16,6 +17,7 @@
 #include "common/error.h"
 #include "common/files.h"
 #include "storage/aws_config.h"
+#include "storage/encrypted_store.h"
 #include "storage/hashing.h"
 
 namespace recmodel::storage {
@@ -220,6 +222,12 @@ class S3PartWriter : public PartWriter {
     size_t count = static_cast<size_t>((size_ + part_size_ - 1) / part_size_);
     etags_.resize(count);
   }
+
+  // Makes room for part `index` (a wrapping store, the encrypted one, may make its first part
+  // larger than the others, so the count above can be one short). Called under mutex_.
+  void track(size_t index) {
+    if (etags_.size() <= index) etags_.resize(index + 1);
+  }
   ~S3PartWriter() override = default;
 
   size_t resumable_parts() const override { return existing_.size(); }
@@ -231,6 +239,7 @@ class S3PartWriter : public PartWriter {
     etag.erase(std::remove(etag.begin(), etag.end(), '"'), etag.end());
     if (etag != md5_hex(data)) return false;
     std::lock_guard<std::mutex> lock(mutex_);
+    track(index);
     etags_[index] = found->second.etag;
     return true;
   }
@@ -238,12 +247,17 @@ class S3PartWriter : public PartWriter {
   void write(size_t index, uint64_t, std::string_view data) override {
     std::string etag = client_.upload_part(key_, upload_id_, static_cast<int>(index + 1), data);
     std::lock_guard<std::mutex> lock(mutex_);
+    track(index);
     etags_[index] = etag;
   }
 
   void commit() override {
     std::vector<PartInfo> parts;
-    for (size_t i = 0; i < etags_.size(); ++i) parts.push_back(PartInfo{static_cast<int>(i + 1), 0, etags_[i]});
+    while (!etags_.empty() && etags_.back().empty()) etags_.pop_back();  // the count was an estimate
+    for (size_t i = 0; i < etags_.size(); ++i) {
+      if (etags_[i].empty()) throw Error(ExitCode::internal, fmt::format("{}: part {} was never written", key_, i + 1));
+      parts.push_back(PartInfo{static_cast<int>(i + 1), 0, etags_[i]});
+    }
     client_.complete_multipart(key_, upload_id_, parts);
     for (const auto& id : stale_) {
       try {
@@ -348,9 +362,23 @@ std::unique_ptr<S3Client> make_s3_client(const RemoteSpec& spec, const StoreOpti
   return std::make_unique<S3Client>(std::move(settings), *aws.credentials);
 }
 
+fs::path encryption_key_file(const RemoteSpec& spec, const StoreOptions& options) {
+  if (!options.key_file.empty()) return options.key_file;
+  const char* env = std::getenv("RECMODEL_ENCRYPTION_KEY_FILE");
+  if (env && *env) return env;
+  if (!spec.key_file.empty()) return spec.key_file;
+  fail<UsageError>("remote '{}' is encrypted: give its key file with --key-file FILE or RECMODEL_ENCRYPTION_KEY_FILE",
+                   spec.name);
+}
+
 std::unique_ptr<ObjectStore> open_store(const RemoteSpec& spec, const StoreOptions& options) {
-  if (spec.kind == RemoteKind::file) return std::make_unique<FileStore>(spec);
-  return std::make_unique<S3Store>(make_s3_client(spec, options), spec.prefix);
+  std::unique_ptr<ObjectStore> store;
+  if (spec.kind == RemoteKind::file)
+    store = std::make_unique<FileStore>(spec);
+  else
+    store = std::make_unique<S3Store>(make_s3_client(spec, options), spec.prefix);
+  if (!spec.encrypt) return store;
+  return open_encrypted_store(std::move(store), read_key_file(encryption_key_file(spec, options)));
 }
 
 }  // namespace recmodel::storage

@@ -65,12 +65,18 @@ class ObjectStore {
 
 struct StoreOptions {
   RetryPolicy retry;
+  std::string key_file;  // an encrypted remote's key file (--key-file); "" = the environment's, else the config's
   long stall_timeout_s = 30;
   std::function<void(const std::string&)> log;
 };
 
-// Opens the store of remote `spec`: credentials, region and endpoint are resolved here.
+// Opens the store of remote `spec`: credentials, region and endpoint are resolved here. An
+// encrypted remote is opened with the key file of options.key_file, else
+// $RECMODEL_ENCRYPTION_KEY_FILE, else spec.key_file (UsageError when none is given).
 std::unique_ptr<ObjectStore> open_store(const RemoteSpec& spec, const StoreOptions& options);
+
+// Returns the key file an encrypted remote is opened with (see open_store).
+fs::path encryption_key_file(const RemoteSpec& spec, const StoreOptions& options);
 
 // Returns the S3 settings and credentials remote `spec` resolves to (for tests and `remote add`).
 std::unique_ptr<S3Client> make_s3_client(const RemoteSpec& spec, const StoreOptions& options);

@@ -162,12 +162,13 @@ std::vector<RemoteSpec> load_remotes(const fs::path& config) {
         bad_config(config, item->source(), "remote '" + name + "': '" + field + "' must be true or false");
       return item->as_boolean()->get();
     };
-    static const char* known[] = {"url", "endpoint", "region", "profile", "ca_bundle", "path_style", "public"};
+    static const char* known[] = {"url",        "endpoint", "region",  "profile",  "ca_bundle",
+                                  "path_style", "public",   "encrypt", "key_file"};
     for (auto& [field, item] : *entry) {
       if (std::find(std::begin(known), std::end(known), field.str()) == std::end(known))
         bad_config(config, item.source(),
                    "remote '" + name + "': unknown key '" + std::string(field.str()) +
-                       "' (known: url, endpoint, region, profile, ca_bundle, path_style, public)");
+                       "' (known: url, endpoint, region, profile, ca_bundle, path_style, public, encrypt, key_file)");
     }
     std::string url = text("url");
     if (url.empty()) bad_config(config, value.source(), "remote '" + name + "' has no url");
@@ -183,6 +184,8 @@ std::vector<RemoteSpec> load_remotes(const fs::path& config) {
     spec.ca_bundle = text("ca_bundle");
     spec.path_style = flag("path_style");
     spec.is_public = flag("public").value_or(false);
+    spec.encrypt = flag("encrypt").value_or(false);
+    spec.key_file = text("key_file");
     remotes.push_back(std::move(spec));
   }
   return remotes;
@@ -200,6 +203,8 @@ void save_remotes(const fs::path& config, const std::vector<RemoteSpec>& remotes
     if (!spec.ca_bundle.empty()) entry.insert("ca_bundle", spec.ca_bundle);
     if (spec.path_style) entry.insert("path_style", *spec.path_style);
     entry.insert("public", spec.is_public);
+    if (spec.encrypt) entry.insert("encrypt", true);
+    if (!spec.key_file.empty()) entry.insert("key_file", spec.key_file);
     all.insert(spec.name, std::move(entry));
   }
   table.insert_or_assign("remotes", std::move(all));

@@ -26,6 +26,8 @@ struct RemoteSpec {
   std::string ca_bundle;            // s3: PEM file of CAs to trust
   std::optional<bool> path_style;   // s3: unset = virtual-hosted unless the endpoint is an IP
   bool is_public = false;           // public clouds never receive versions classified private
+  bool encrypt = false;             // objects sealed client-side (storage/encryption.h)
+  std::string key_file;             // encrypt: the key file named at `remote add` (its path, never the key)
 
   // Returns "private" or "public".
   const char* visibility() const { return is_public ? "public" : "private"; }

@@ -210,7 +210,9 @@ void check_declared_sizes(ObjectStore& store, const std::vector<Object>& objects
 uint64_t part_size_for(uint64_t size, uint64_t part_size) {
   // S3 allows 10,000 parts: grow the parts of huge objects to fit.
   uint64_t minimum = (size + 9999) / 10000;
-  return std::max(part_size, minimum);
+  // Whole 64 KiB units, so an encrypted remote's chunks never straddle two parts.
+  constexpr uint64_t unit = uint64_t{64} << 10;
+  return (std::max(part_size, minimum) + unit - 1) / unit * unit;
 }
 
 using Reader = std::function<void(uint64_t offset, uint64_t length, char* out)>;

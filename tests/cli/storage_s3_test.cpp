@@ -422,4 +422,45 @@ TEST_CASE("faults: a flaky endpoint, and a server killed in the middle of a push
     CHECK(document["transferred_bytes"].get<uint64_t>() < document["bytes"].get<uint64_t>());
     CHECK(tree(w.dir / "p") == tree(w.dir / "model"));
   }
+
+  SUBCASE("encrypted: a push and a pull killed mid transfer resume from their sealed parts") {
+    REQUIRE(w.run({"remote", "keygen", (w.dir / "remote.key").string()}).exit_code == 0);
+    const std::string key = (w.dir / "remote.key").string();
+    w.add("sealed", "models-faults-enc", cluster.endpoint(), {"--encrypt", "--key-file", key, "--public"});
+    Proxy proxy(cluster, "--delay-ms 120");
+    REQUIRE(w.run({"remote", "add", "slow", "s3://models-faults-enc/" + w.prefix, "--endpoint", proxy.endpoint(),
+                   "--encrypt", "--key-file", key, "--public"})
+                .exit_code == 0);
+    std::thread killer([&] {
+      proxy.wait_for_requests(proxy.counts()["requests"] + 24);  // past the keyring, headers and small objects
+      cluster.kill_gateway();
+    });
+    auto push = std::vector<std::string>{"push", w.model(), "--to", "slow", "--name", "e", "--version", "1", "--retries",
+                                         "1", "--multipart-threshold", "128KiB", "--part-size", "64KiB", "--jobs", "2"};
+    auto killed = w.run(push);
+    killer.join();
+    CHECK(killed.exit_code == 5);
+    cluster.start_gateway();
+    push.insert(push.begin(), "--json");
+    auto resumed = w.run(push);
+    REQUIRE_MESSAGE(resumed.exit_code == 0, resumed.err);
+    CHECK(nlohmann::json::parse(resumed.out)["resumed_parts"].get<int>() > 0);
+
+    std::thread pull_killer([&] {
+      proxy.wait_for_requests(proxy.counts()["requests"] + 24);  // past the keyring, headers and small objects
+      cluster.kill_gateway();
+    });
+    auto pull = std::vector<std::string>{"pull", "e/1", "--from", "slow", "--out", (w.dir / "e").string(), "--retries",
+                                         "1", "--multipart-threshold", "128KiB", "--part-size", "64KiB", "--jobs", "2"};
+    auto cut = w.run(pull);
+    pull_killer.join();
+    CHECK(cut.exit_code == 5);
+    CHECK_FALSE(fs::exists(w.dir / "e"));
+    cluster.start_gateway();
+    pull.insert(pull.begin(), "--json");
+    auto finished = w.run(pull);
+    REQUIRE_MESSAGE(finished.exit_code == 0, finished.err);
+    CHECK(nlohmann::json::parse(finished.out)["resumed_bytes"].get<uint64_t>() > 0);
+    CHECK(tree(w.dir / "e") == tree(w.dir / "model"));
+  }
 }
