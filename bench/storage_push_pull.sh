@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Push and pull of a 1 GiB model (10 shards of ~100 MiB + config.json) to a local Ceph RADOS
 # Gateway: recmodel against `aws s3 cp --recursive` (Debian's awscli) in the same run, with
-# wall time, throughput and peak RSS (/usr/bin/time), then a second push of a version sharing
-# 90% of its files (only the changed shard should move).
+# wall time, throughput and peak RSS (/usr/bin/time); the same push and pull to an encrypted
+# remote (remote add --encrypt); then a second push of a version sharing 90% of its files (only
+# the changed shard should move).
 #
 #   bench/storage_push_pull.sh [--recmodel PATH] [--mib 1024] [--jobs 8] [--keep DIR]
 #
 # Targets (issue 7): throughput >= 1.0x aws s3 cp, peak RSS <= 100 MiB whatever the size,
-# second push moves only the changed bytes.
+# second push moves only the changed bytes; issue 18: encrypted push and pull >= 0.9x the
+# unencrypted ones, peak RSS unchanged.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 recmodel=""
@@ -39,7 +41,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "starting a single-node Ceph RGW (memstore)..." >&2
-eval "$(MEMSTORE_BYTES=$(( (3 * mib + 512) * 1048576 )) OWNER_PID=$$ "$here/tests/storage/rgw_fixture.sh" start "$cluster")"
+eval "$(MEMSTORE_BYTES=$(( (4 * mib + 512) * 1048576 )) OWNER_PID=$$ "$here/tests/storage/rgw_fixture.sh" start "$cluster")"
 export AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_CONFIG_FILE=/dev/null
 export RECMODEL_CONFIG="$work/config.toml" CI=1
@@ -86,6 +88,18 @@ diff -r "$model" "$work/pulled" >/dev/null || { echo "storage_push_pull: pulled 
 rm -rf "$work/aws-pulled"
 
 # Version 2: one shard of ten changed (90% of the bytes shared).
+# The same push and pull to an encrypted remote (remote add --encrypt): AES-256-GCM on the way.
+"$recmodel" remote keygen "$work/bench.key" >/dev/null
+"$recmodel" remote add sealed "s3://bench/sealed" --endpoint "$RGW_ENDPOINT" --public --encrypt \
+  --key-file "$work/bench.key" >/dev/null
+sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+timed "$recmodel" --json push "$model" --to sealed --name bench --version 1 --jobs "$jobs"
+enc_push_s=$seconds enc_push_rss=$rss_mib
+timed "$recmodel" --json pull bench/1 --from sealed --out "$work/pulled-sealed" --jobs "$jobs"
+enc_pull_s=$seconds enc_pull_rss=$rss_mib
+diff -r "$model" "$work/pulled-sealed" >/dev/null || { echo "storage_push_pull: encrypted pull differs!" >&2; exit 1; }
+rm -rf "$work/pulled-sealed"
+
 cp -r "$model" "$work/model-v2"
 head -c $(( shard_mib * 1048576 )) /dev/urandom > "$work/model-v2/model-00001-of-000$shards.safetensors"
 timed "$recmodel" --json push "$work/model-v2" --to bench --name bench --version 2 --jobs "$jobs"
@@ -104,5 +118,11 @@ printf '%-26s %9.2fs %10s %11.2fs %10s %9.2fx\n' "pull (SHA-256 verified)" "$pul
   "$aws_pull_s" "$(rate "$aws_pull_s")" "$(awk -v a="$aws_pull_s" -v r="$pull_s" 'BEGIN { print a / r }')"
 printf '%-26s %9s MiB %8s %8s MiB\n' "peak RSS push" "$push_rss" "" "$aws_push_rss"
 printf '%-26s %9s MiB %8s %8s MiB\n' "peak RSS pull" "$pull_rss" "" "$aws_pull_rss"
+printf '%-26s %9.2fs %10s %11s %10s %9.2fx  (vs unencrypted push; target >= 0.9x)\n' "push, encrypted" \
+  "$enc_push_s" "$(rate "$enc_push_s")" "" "" "$(awk -v a="$push_s" -v r="$enc_push_s" 'BEGIN { print a / r }')"
+printf '%-26s %9.2fs %10s %11s %10s %9.2fx  (vs unencrypted pull; target >= 0.9x)\n' "pull, encrypted" \
+  "$enc_pull_s" "$(rate "$enc_pull_s")" "" "" "$(awk -v a="$pull_s" -v r="$enc_pull_s" 'BEGIN { print a / r }')"
+printf '%-26s %9s MiB push, %s MiB pull (unencrypted: %s, %s)\n' "peak RSS, encrypted" "$enc_push_rss" \
+  "$enc_pull_rss" "$push_rss" "$pull_rss"
 printf 'second push (1 of 10 shards changed): %.2fs, moved %s MiB, skipped %s MiB, peak RSS %s MiB\n' \
   "$second_s" "$(( moved_bytes / 1048576 ))" "$(( skipped_bytes / 1048576 ))" "$second_rss"

@@ -48,7 +48,7 @@ _recmodel_command_opts() {
         sync)
             echo "--from --to $_recmodel_transfer_opts" ;;
         ls)
-            echo "--jobs --config" ;;
+            echo "--jobs --config --key-file" ;;
         pipeline)
             echo "--config --set --force --dry-run" ;;
         drift)
@@ -64,12 +64,14 @@ _recmodel_command_opts() {
 }
 
 # Storage: the transfer options of push, pull and sync, and 'recmodel remote add|list|remove'.
-_recmodel_transfer_opts="--config --jobs --part-size --multipart-threshold --retries --timeout"
+_recmodel_transfer_opts="--config --jobs --part-size --multipart-threshold --retries --timeout --key-file"
 _recmodel_remote_opts() {
     case "$1" in
         add)
             echo "--config --endpoint --region --profile --path-style --ca-bundle --public --private --create-bucket \
---force" ;;
+--force --encrypt --key-file" ;;
+        rotate-key)
+            echo "--config --new-key-file --key-file" ;;
         *)
             echo "--config" ;;
     esac
@@ -90,7 +92,7 @@ _recmodel_remote() {
         word="${COMP_WORDS[j]}"
         if [[ "$word" == "--registry" || "$word" == "--threads" || "$word" == "--endpoint" || \
               "$word" == "--region" || "$word" == "--profile" || "$word" == "--ca-bundle" || \
-              "$word" == "--config" ]]; then
+              "$word" == "--config" || "$word" == "--key-file" || "$word" == "--new-key-file" ]]; then
             [[ "${COMP_WORDS[j + 1]}" == "=" ]] && ((j++))
             ((j++))
         elif [[ "$word" != -* && "$word" != "=" ]]; then
@@ -99,14 +101,16 @@ _recmodel_remote() {
         fi
     done
     case "$prev" in
-        --ca-bundle|--registry|--config) _recmodel_files "$cur"; return 0 ;;
+        --ca-bundle|--registry|--config|--key-file|--new-key-file) _recmodel_files "$cur"; return 0 ;;
         --endpoint|--region|--profile|--threads) return 0 ;;
     esac
     if [[ "$cur" == -* ]]; then
         COMPREPLY=($(compgen -W "$(_recmodel_remote_opts "$sub") $_recmodel_global_opts" -- "$cur"))
     elif [[ -z "$sub" ]]; then
-        COMPREPLY=($(compgen -W "add list remove" -- "$cur"))
-    elif [[ "$sub" == "remove" ]]; then
+        COMPREPLY=($(compgen -W "add list remove keygen rotate-key" -- "$cur"))
+    elif [[ "$sub" == "keygen" ]]; then
+        _recmodel_files "$cur"
+    elif [[ "$sub" == "remove" || "$sub" == "rotate-key" ]]; then
         _recmodel_remote_names "$cur"
     fi
 }
@@ -300,7 +304,7 @@ precision_micro recall_micro precision_weighted recall_weighted top_k_accuracy r
             case "$prev" in
                 --to|--from) _recmodel_remote_names "$cur"; return 0 ;;
                 --out) _recmodel_dirs "$cur"; return 0 ;;
-                --config) _recmodel_files "$cur"; return 0 ;;
+                --config|--key-file) _recmodel_files "$cur"; return 0 ;;
                 --name|--version|--jobs|--retries|--timeout) return 0 ;;
                 --part-size|--multipart-threshold) COMPREPLY=($(compgen -W "64KiB 8MiB 16MiB 64MiB" -- "$cur")); return 0 ;;
             esac
