@@ -123,13 +123,23 @@ trap '"$here/tests/storage/rgw_fixture.sh" stop "$cluster" >/dev/null 2>&1 || tr
 eval "$(OWNER_PID=$$ MEMSTORE_BYTES=$((256 << 20)) "$here/tests/storage/rgw_fixture.sh" start "$cluster")"
 export AWS_ACCESS_KEY_ID="$AK" AWS_SECRET_ACCESS_KEY="$SK"
 "$recmodel" remote add onprem s3://models-onprem/recmodel --endpoint "$RGW_ENDPOINT" --private --create-bucket
-"$recmodel" remote add cloud s3://models-cloud/recmodel --endpoint "$RGW_ENDPOINT" --public --create-bucket
+"$recmodel" remote keygen "$out/cloud.key"
+"$recmodel" remote add cloud s3://models-cloud/recmodel --endpoint "$RGW_ENDPOINT" --public --create-bucket \
+  --encrypt --key-file "$out/cloud.key"
 "$recmodel" remote list
 
 step "Pushing production to the on-prem store, then syncing it to the public cloud"
 "$recmodel" push models:/products@production --to onprem
 "$recmodel" sync models:/products@production --from onprem --to cloud
 "$recmodel" ls cloud
+
+step "What the public cloud holds: ciphertext under HMAC names (no model name, no file hash, no plaintext)"
+AWS_REGION=us-east-1 /usr/bin/aws --endpoint-url "$RGW_ENDPOINT" s3 ls --recursive s3://models-cloud/recmodel/ \
+  >"$out/cloud-listing.txt"
+head -n 5 "$out/cloud-listing.txt"
+if grep -q -e products -e models/ "$out/cloud-listing.txt"; then
+  echo "demo: the public bucket shows a model name" >&2; exit 1
+fi
 
 step "Data that must stay private: a version tagged classification=private is refused by the public remote"
 "$recmodel" registry register products --path "$out/models/products-int8" --tag classification=private \

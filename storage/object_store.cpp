@@ -367,8 +367,10 @@ fs::path encryption_key_file(const RemoteSpec& spec, const StoreOptions& options
   const char* env = std::getenv("RECMODEL_ENCRYPTION_KEY_FILE");
   if (env && *env) return env;
   if (!spec.key_file.empty()) return spec.key_file;
-  fail<UsageError>("remote '{}' is encrypted: give its key file with --key-file FILE or RECMODEL_ENCRYPTION_KEY_FILE",
-                   spec.name);
+  // Not found rather than a usage error: a pull searching every remote skips this one.
+  fail<NotFoundError>("remote '{}' is encrypted and no key file is given: pass --key-file FILE or set "
+                      "RECMODEL_ENCRYPTION_KEY_FILE",
+                      spec.name);
 }
 
 std::unique_ptr<ObjectStore> open_store(const RemoteSpec& spec, const StoreOptions& options) {

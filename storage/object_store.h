@@ -51,6 +51,9 @@ class ObjectStore {
     (void)key;
     return std::nullopt;
   }
+  // Called when size_of(key) is not the size a manifest lists, before that is reported: a store
+  // that can tell why throws its own error (an encrypted one: "cannot decrypt ...", cut short).
+  virtual void explain_size_mismatch(const std::string& key) { (void)key; }
   // Returns a whole small object (a manifest); NotFoundError when missing.
   virtual std::string read(const std::string& key) = 0;
   // Fills `out` with bytes [offset, offset + length) of `key`.
@@ -72,7 +75,7 @@ struct StoreOptions {
 
 // Opens the store of remote `spec`: credentials, region and endpoint are resolved here. An
 // encrypted remote is opened with the key file of options.key_file, else
-// $RECMODEL_ENCRYPTION_KEY_FILE, else spec.key_file (UsageError when none is given).
+// $RECMODEL_ENCRYPTION_KEY_FILE, else spec.key_file (NotFoundError when none is given).
 std::unique_ptr<ObjectStore> open_store(const RemoteSpec& spec, const StoreOptions& options);
 
 // Returns the key file an encrypted remote is opened with (see open_store).
