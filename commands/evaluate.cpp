@@ -27,20 +27,13 @@ namespace {
 namespace fs = std::filesystem;
 using metrics::Evaluation;
 
-struct EvaluateOptions {
+struct EvaluateOptions : EvaluationSource {
   std::string model;
-  std::string data;
-  std::string split = "test";
-  std::string predictions;
-  std::string labels;
-  std::string id_column = "id";
   int top_k = 0;  // 0: 5, or one less than the class count when that is smaller
   std::vector<std::string> fail_under;
   std::vector<std::string> max;
   std::string report;
   bool record = false;
-  int batch_size = 64;
-  std::string device = "auto";
 };
 
 // Above this many classes the human output leaves the confusion matrix to --json/--report.
@@ -263,6 +256,37 @@ void run_evaluate(const EvaluateOptions& options, const Console& console) {
 
 }  // namespace
 
+CLI::Option* add_evaluation_source(CLI::App& command, EvaluationSource& source, const char* model_group,
+                                   const char* split_help) {
+  command.add_option("--data", source.data, "Prepared dataset directory (recmodel preprocess)")
+      ->type_name("DIR")
+      ->group(model_group);
+  CLI::Option* split = command.add_option("--split", source.split, split_help)
+                           ->check(one_of({"train", "dev", "test"}))
+                           ->capture_default_str()
+                           ->group(model_group);
+  command.add_option("--batch-size", source.batch_size, "Examples per forward pass")
+      ->check(CLI::Range(1, 1 << 16).description(""))
+      ->capture_default_str()
+      ->type_name("N")
+      ->group(model_group);
+  command.add_option("--device", source.device, "auto (CUDA when present), cpu, cuda or cuda:N")
+      ->capture_default_str()
+      ->group(model_group);
+  const char* files_group = "Or a predictions file against a labels file";
+  command.add_option("--predictions", source.predictions,
+                     "JSONL/CSV/TSV with id, label (or value), optional probs {\"label\": p}")
+      ->type_name("FILE")
+      ->group(files_group);
+  command.add_option("--labels", source.labels, "JSONL/CSV/TSV with id, label (or value)")
+      ->type_name("FILE")
+      ->group(files_group);
+  command.add_option("--id-column", source.id_column, "Column joining the two files")
+      ->capture_default_str()
+      ->group(files_group);
+  return split;
+}
+
 CommandAction register_evaluate(CLI::App& command, const Console& console) {
   auto options = std::make_shared<EvaluateOptions>();
   command.footer(
@@ -275,32 +299,7 @@ CommandAction register_evaluate(CLI::App& command, const Console& console) {
   command.add_option("--model", options->model, "Model directory or models:/NAME/VERSION, models:/NAME@ALIAS")
       ->type_name("REF")
       ->group(model_group);
-  command.add_option("--data", options->data, "Prepared dataset directory (recmodel preprocess)")
-      ->type_name("DIR")
-      ->group(model_group);
-  command.add_option("--split", options->split, "Split to evaluate")
-      ->check(one_of({"train", "dev", "test"}))
-      ->capture_default_str()
-      ->group(model_group);
-  command.add_option("--batch-size", options->batch_size, "Examples per forward pass")
-      ->check(CLI::Range(1, 1 << 16).description(""))
-      ->capture_default_str()
-      ->type_name("N")
-      ->group(model_group);
-  command.add_option("--device", options->device, "auto (CUDA when present), cpu, cuda or cuda:N")
-      ->capture_default_str()
-      ->group(model_group);
-  const char* files_group = "Or a predictions file against a labels file";
-  command.add_option("--predictions", options->predictions,
-                     "JSONL/CSV/TSV with id, label (or value), optional probs {\"label\": p}")
-      ->type_name("FILE")
-      ->group(files_group);
-  command.add_option("--labels", options->labels, "JSONL/CSV/TSV with id, label (or value)")
-      ->type_name("FILE")
-      ->group(files_group);
-  command.add_option("--id-column", options->id_column, "Column joining the two files")
-      ->capture_default_str()
-      ->group(files_group);
+  add_evaluation_source(command, *options, model_group, "Split to evaluate");
   const char* gates_group = "Metrics, quality gates and reports";
   command.add_option("--top-k", options->top_k,
                      "k of top_k_accuracy; 0 = 5, or one less than the number of classes when fewer")

@@ -9,6 +9,7 @@
 
 #include "cli/progress.h"
 #include "cli/suggest.h"
+#include "commands/evaluate.h"
 #include "common/error.h"
 #include "common/files.h"
 #include "data/prepared_dataset.h"
@@ -27,17 +28,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct ReportOptions {
+struct ReportOptions : EvaluationSource {
   std::string model;  // REF
   std::string out;
-  std::string data;
-  std::string split = "test";
-  std::string predictions;
-  std::string labels;
-  std::string id_column = "id";
   std::string drift;
-  int batch_size = 64;
-  std::string device = "auto";
 };
 
 // Checks the flags together, before any file is read.
@@ -196,33 +190,8 @@ CommandAction register_report(CLI::App& command, const Console& console) {
   command.add_option("--out", options->out, "HTML file to write (replaced atomically)")
       ->type_name("FILE")
       ->required();
-  const char* model_group = "Evaluate the model on a prepared split";
-  command.add_option("--data", options->data, "Prepared dataset directory (recmodel preprocess)")
-      ->type_name("DIR")
-      ->group(model_group);
-  CLI::Option* split = command.add_option("--split", options->split, "Split to score")
-                           ->check(one_of({"train", "dev", "test"}))
-                           ->capture_default_str()
-                           ->group(model_group);
-  command.add_option("--batch-size", options->batch_size, "Examples per forward pass")
-      ->check(CLI::Range(1, 1 << 16).description(""))
-      ->capture_default_str()
-      ->type_name("N")
-      ->group(model_group);
-  command.add_option("--device", options->device, "auto (CUDA when present), cpu, cuda or cuda:N")
-      ->capture_default_str()
-      ->group(model_group);
-  const char* files_group = "Or a predictions file against a labels file";
-  command.add_option("--predictions", options->predictions,
-                     "JSONL/CSV/TSV with id, label (or value), optional probs {\"label\": p}")
-      ->type_name("FILE")
-      ->group(files_group);
-  command.add_option("--labels", options->labels, "JSONL/CSV/TSV with id, label (or value)")
-      ->type_name("FILE")
-      ->group(files_group);
-  command.add_option("--id-column", options->id_column, "Column joining the two files")
-      ->capture_default_str()
-      ->group(files_group);
+  CLI::Option* split =
+      add_evaluation_source(command, *options, "Evaluate the model on a prepared split", "Split to score");
   command.add_option("--drift", options->drift, "Drift result to show (recmodel drift --json)")
       ->type_name("FILE")
       ->group("Live traffic");
