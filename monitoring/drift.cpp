@@ -32,6 +32,14 @@ void judge(FeatureDrift& feature, const DriftThresholds& thresholds) {
                   (thresholds.p_value && feature.p_value < *thresholds.p_value);
 }
 
+// Sets the statistics every feature has from its bins' counts.
+void measure_bins(FeatureDrift& f, const std::vector<double>& ref_counts, const std::vector<double>& live_counts) {
+  f.psi = metrics::population_stability_index(ref_counts, live_counts);
+  f.js = metrics::jensen_shannon_distance(ref_counts, live_counts);
+  f.reference = proportions(ref_counts);
+  f.live = proportions(live_counts);
+}
+
 FeatureDrift unavailable(std::string name, bool categorical, std::string reason) {
   FeatureDrift f;
   f.name = std::move(name);
@@ -49,13 +57,10 @@ FeatureDrift numeric_feature(std::string name, const std::vector<double>& refere
   std::vector<double> ref_counts, live_counts;
   for (uint64_t c : histogram_counts(reference, f.edges)) ref_counts.push_back(static_cast<double>(c));
   for (uint64_t c : histogram_counts(live, f.edges)) live_counts.push_back(static_cast<double>(c));
-  f.psi = metrics::population_stability_index(ref_counts, live_counts);
-  f.js = metrics::jensen_shannon_distance(ref_counts, live_counts);
+  measure_bins(f, ref_counts, live_counts);
   const metrics::KsTest ks = metrics::ks_two_sample(reference, live);
   f.statistic = ks.statistic;
   f.p_value = ks.p_value;
-  f.reference = proportions(ref_counts);
-  f.live = proportions(live_counts);
   f.reference_mean = mean(reference);
   f.live_mean = mean(live);
   judge(f, thresholds);
@@ -78,13 +83,10 @@ FeatureDrift label_feature(const ReferenceProfile& profile, const LiveTraffic& l
   for (size_t i = 0; i < f.bin_labels.size(); ++i) index[f.bin_labels[i]] = i;
   for (const auto& [label, count] : profile.predicted_counts) ref_counts[index[label]] += static_cast<double>(count);
   for (const auto& label : live.labels) live_counts[index[label]] += 1;
-  f.psi = metrics::population_stability_index(ref_counts, live_counts);
-  f.js = metrics::jensen_shannon_distance(ref_counts, live_counts);
+  measure_bins(f, ref_counts, live_counts);
   const metrics::ChiSquareTest chi = metrics::chi_square_test(ref_counts, live_counts);
   f.statistic = chi.statistic;
   f.p_value = chi.p_value;
-  f.reference = proportions(ref_counts);
-  f.live = proportions(live_counts);
   judge(f, thresholds);
   return f;
 }
