@@ -300,3 +300,88 @@ TEST_CASE("push and pull of registry versions: location recorded, alias resolved
   CHECK(refused.err.find("refusing to put intent/1 on remote 'cloud'") != std::string::npos);
   CHECK(w.run({"push", "models:/intent/1", "--to", "nas"}).exit_code == 0);
 }
+
+TEST_CASE("an encrypted file remote: keygen, add, push, ls, pull, sync, rotate-key, and every key refusal") {
+  World w;
+  w.add_remotes();
+  const std::string key = (w.dir / "cloud.key").string(), other = (w.dir / "other.key").string();
+  auto made = w.json({"remote", "keygen", key});
+  CHECK(made["mode"] == "0600");
+  CHECK(w.run({"remote", "keygen", key}).exit_code == 2);  // never replaced
+  REQUIRE(w.run({"remote", "keygen", other}).exit_code == 0);
+
+  auto added = w.json({"remote", "add", "sealed", w.url("sealed"), "--public", "--encrypt", "--key-file", key,
+                       "--create-bucket"});
+  CHECK(added["added"]["encrypted"] == true);
+  CHECK(added["keyring"].get<std::string>().size() == 16);
+  // The config names the key file, never holds the key.
+  const std::string config = t::read_text(w.dir / "config.toml");
+  CHECK(config.find("key_file = '" + key + "'") != std::string::npos);
+  CHECK(config.find(t::read_text(key).substr(0, 64)) == std::string::npos);
+  CHECK(w.run({"remote", "list"}).out.find("public, encrypted") != std::string::npos);
+
+  auto pushed = w.json({"push", (w.dir / "model").string(), "--to", "sealed", "--name", "intent", "--version", "1",
+                        "--multipart-threshold", "128KiB", "--part-size", "64KiB"});
+  CHECK(pushed["transferred_objects"] == 4);
+  for (const auto& [path, bytes] : tree(w.dir / "sealed")) {
+    CAPTURE(path);
+    CHECK(path.find("intent") == std::string::npos);
+    CHECK(path.find("objects") == std::string::npos);
+    CHECK(bytes.find("BertForSequenceClassification") == std::string::npos);
+  }
+  CHECK(w.json({"ls", "sealed"})["versions"].size() == 1);
+  w.json({"pull", "intent/1", "--from", "sealed", "--out", (w.dir / "back").string()});
+  CHECK(tree(w.dir / "back") == tree(w.dir / "model"));
+
+  // Plain private remote -> encrypted public one, and back out of it.
+  w.json({"push", (w.dir / "model").string(), "--to", "nas", "--name", "ranker", "--version", "3"});
+  w.json({"sync", "ranker/3", "--from", "nas", "--to", "sealed"});
+  w.json({"pull", "ranker/3", "--from", "sealed", "--out", (w.dir / "ranker").string()});
+  CHECK(tree(w.dir / "ranker") == tree(w.dir / "model"));
+
+  // The wrong key: exit 6, one line, nothing written.
+  auto wrong = w.run({"pull", "intent/1", "--from", "sealed", "--out", (w.dir / "wrong").string(), "--key-file", other});
+  CHECK(wrong.exit_code == 6);
+  CHECK(wrong.err.find("(wrong key?)") != std::string::npos);
+  CHECK_FALSE(fs::exists(w.dir / "wrong"));
+  // A key others can read is refused before anything is read.
+  fs::permissions(other, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+  auto shared = w.run({"ls", "sealed", "--key-file", other});
+  CHECK(shared.exit_code == 2);
+  CHECK(shared.err.find("chmod 600") != std::string::npos);
+  fs::permissions(other, fs::perms::owner_read | fs::perms::owner_write);
+  // No key at all (a remote added with RECMODEL_ENCRYPTION_KEY_FILE only): exit 4, naming both ways.
+  auto env_only = t::run_recmodel({"remote", "add", "envonly", w.url("sealed"), "--encrypt"}, "",
+                                  {w.env[0], w.env[1], "RECMODEL_ENCRYPTION_KEY_FILE=" + key});
+  REQUIRE_MESSAGE(env_only.exit_code == 0, env_only.err);
+  auto no_key = w.run({"ls", "envonly"});
+  CHECK(no_key.exit_code == 4);
+  CHECK(no_key.err.find("--key-file FILE or set RECMODEL_ENCRYPTION_KEY_FILE") != std::string::npos);
+
+  // A changed byte in the big object: exit 6 naming the chunk, nothing at --out.
+  std::string biggest;
+  uintmax_t biggest_size = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(w.dir / "sealed"))
+    if (entry.is_regular_file() && entry.file_size() > biggest_size) {
+      biggest_size = entry.file_size();
+      biggest = entry.path().string();
+    }
+  std::string bytes = t::read_text(biggest);
+  bytes[bytes.size() / 2] ^= 0x20;
+  t::write_text(biggest, bytes);
+  auto tampered = w.run({"pull", "intent/1", "--from", "sealed", "--out", (w.dir / "tampered").string()});
+  CHECK(tampered.exit_code == 6);
+  CHECK(tampered.err.find("does not authenticate") != std::string::npos);
+  CHECK_FALSE(fs::exists(w.dir / "tampered"));
+  bytes[bytes.size() / 2] ^= 0x20;
+  t::write_text(biggest, bytes);
+
+  // Rotation: the new key opens everything, the old one nothing; the config follows.
+  auto rotated = w.json({"remote", "rotate-key", "sealed", "--new-key-file", other});
+  CHECK(rotated["keyring"] == added["keyring"]);
+  CHECK(rotated["config_updated"] == true);
+  w.json({"pull", "intent/1", "--from", "sealed", "--out", (w.dir / "rotated").string()});
+  CHECK(tree(w.dir / "rotated") == tree(w.dir / "model"));
+  auto old = w.run({"ls", "sealed", "--key-file", key});
+  CHECK(old.exit_code == 6);
+}
