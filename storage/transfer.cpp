@@ -201,6 +201,7 @@ void check_declared_sizes(ObjectStore& store, const std::vector<Object>& objects
     if (!real)
       fail<IntegrityError>("{} (file '{}') is missing: the remote lacks an object its manifest lists; {}",
                            store.describe(key), object.path, outcome);
+    if (*real != object.size) store.explain_size_mismatch(key);
     if (*real != object.size)
       fail<IntegrityError>("{} (file '{}') holds {} bytes, the manifest says {}: the remote was tampered with; {}",
                            store.describe(key), object.path, *real, object.size, outcome);

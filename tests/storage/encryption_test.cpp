@@ -1,7 +1,7 @@
 // The encrypted remote's format and store: round trips at chunk boundaries, every tampering
 // refused (a flipped bit, a swapped, reordered or dropped chunk, another object's bytes under
 // this name, a wrong key), key files, keyring rotation, and an encrypted file:// store that
-// keeps names and contents out of the directory. tests/peers/encryption_python.test.sh decrypts
+// keeps names and contents out of the directory. tests/peers/storage_encrypted.test.sh decrypts
 // the same format with python3-cryptography.
 #include <doctest/doctest.h>
 
@@ -219,6 +219,25 @@ TEST_CASE("an encrypted file store keeps names and bytes out of the directory an
   store = s::open_store(spec, with_new);
   store->remove("models/secret-intent-model/3.json");
   CHECK(store->list("models/").empty());
+}
+
+TEST_CASE("a cut object of an encrypted store still has a plausible size, and its header names it cut short") {
+  t::TempDir dir;
+  s::RemoteSpec spec = s::parse_remote_url("public", "file://" + (dir.path() / "remote").string());
+  const std::string key = key_file(dir, "remote.key", std::string(64, 'b'));
+  s::ensure_keyring(*s::open_store(spec, {}), s::read_key_file(key));
+  spec.encrypt = true;
+  spec.key_file = key;
+  auto store = s::open_store(spec, {});
+  const std::string big = random_text(200000, 5);
+  const std::string sha = recmodel::sha256_hex(big);
+  const std::string object = "objects/sha256/" + sha.substr(0, 2) + "/" + sha.substr(2);
+  store->write(object, big, sha);
+  for (const auto& entry : fs::recursive_directory_iterator(dir.path() / "remote" / "e"))
+    if (entry.is_regular_file()) fs::resize_file(entry.path(), entry.file_size() - 100);  // the last 100 bytes cut
+  CHECK(*store->size_of(object) == 199900);  // what a manifest's size check sees
+  CHECK_THROWS_WITH_AS(store->explain_size_mismatch(object), doctest::Contains("cut short or padded"), IntegrityError);
+  CHECK_THROWS_WITH_AS(store->read(object), doctest::Contains("cannot decrypt"), IntegrityError);
 }
 
 TEST_CASE("the test vector of docs/ENCRYPTION.md, made by the independent Python reader, is what recmodel seals") {
