@@ -138,7 +138,9 @@ void run_remote_rotate_key(const RemoteRotateOptions& options, const std::string
   nlohmann::json document = {{"remote", spec.name}, {"keyring", id}, {"key_file", options.new_key_file},
                              {"config_updated", updated}};
   console.result(document, [&](std::FILE* out) {
-    fmt::print(out, "remote '{}': keyring {} now opens with {} only (objects unchanged, nothing re-uploaded)\n",
+    fmt::print(out,
+               "remote '{}': keyring {} now opens with {} only, with a new key generation for what is written from "
+               "now on (objects unchanged, nothing re-uploaded)\n",
                spec.name, id, options.new_key_file);
     if (updated) fmt::print(out, "{} names the new key file\n", config);
   });

@@ -194,7 +194,10 @@ std::string ensure_keyring(ObjectStore& inner, const KeyMaterial& key) {
 }
 
 std::string rotate_keyring(ObjectStore& inner, const KeyMaterial& old_key, const KeyMaterial& new_key) {
-  const Keyring keyring = Keyring::open(read_keyring(inner), old_key, inner.describe(kKeyringName));
+  Keyring keyring = Keyring::open(read_keyring(inner), old_key, inner.describe(kKeyringName));
+  // A new object key for what is written from now on: the old key file (and a keyring sealed
+  // under it) opens nothing pushed after the rotation.
+  keyring.add_generation();
   const std::string sealed = keyring.seal(new_key);
   inner.write(kKeyringName, sealed, sha256_hex(sealed));
   // Read back: the new key must open what was written before anyone relies on it.

@@ -19,8 +19,9 @@ std::unique_ptr<ObjectStore> open_encrypted_store(std::unique_ptr<ObjectStore> i
 // (`remote add --encrypt`). Returns the keyring's id.
 std::string ensure_keyring(ObjectStore& inner, const KeyMaterial& key);
 
-// Re-seals the keyring of `inner` (opened with `old_key`) under `new_key`: objects keep their
-// names and bytes. Returns the keyring's id.
+// Adds a key generation to the keyring of `inner` (opened with `old_key`) and re-seals it under
+// `new_key`: objects keep their names and bytes, and those written from now on use the new
+// generation's key. Returns the keyring's id.
 std::string rotate_keyring(ObjectStore& inner, const KeyMaterial& old_key, const KeyMaterial& new_key);
 
 }  // namespace recmodel::storage

@@ -207,9 +207,18 @@ void write_new_key_file(const fs::path& path) {
 Keyring Keyring::generate() {
   Keyring k;
   random_bytes(k.name_key.data(), k.name_key.size());
-  random_bytes(k.object_key.data(), k.object_key.size());
+  k.object_keys.resize(1);
+  random_bytes(k.object_keys[0].data(), k.object_keys[0].size());
   random_bytes(k.id.data(), k.id.size());
   return k;
+}
+
+void Keyring::add_generation() {
+  if (object_keys.size() >= kMaxKeyGenerations)
+    fail<UsageError>("the keyring has {} key generations, the most it holds; sync to a new remote with a new key",
+                     object_keys.size());
+  object_keys.emplace_back();
+  random_bytes(object_keys.back().data(), object_keys.back().size());
 }
 
 std::string Keyring::seal(const KeyMaterial& key) const {
@@ -219,7 +228,8 @@ std::string Keyring::seal(const KeyMaterial& key) const {
   out += static_cast<char>(kScryptLogN);
   out += static_cast<char>(kScryptR);
   out += static_cast<char>(kScryptP);
-  out.append(3, '\0');
+  out += static_cast<char>(object_keys.size() - 1);  // the current generation
+  out.append(2, '\0');
   unsigned char salt[16], nonce[12];
   random_bytes(salt, sizeof salt);
   random_bytes(nonce, sizeof nonce);
@@ -228,14 +238,15 @@ std::string Keyring::seal(const KeyMaterial& key) const {
   const std::string aad = out;
   out.append(reinterpret_cast<const char*>(nonce), sizeof nonce);
   std::string plain(reinterpret_cast<const char*>(name_key.data()), name_key.size());
-  plain.append(reinterpret_cast<const char*>(object_key.data()), object_key.size());
+  for (const Key256& k : object_keys) plain.append(reinterpret_cast<const char*>(k.data()), k.size());
   const Key256 kek = key_encryption_key(key, salt, kScryptLogN, kScryptR, kScryptP);
   gcm_seal(kek.data(), nonce, aad, plain, out);
   return out;
 }
 
 Keyring Keyring::open(std::string_view sealed, const KeyMaterial& key, const std::string& where) {
-  if (sealed.size() != kKeyringBytes || std::memcmp(sealed.data(), kKeyringMagic, 4) != 0)
+  if (sealed.size() < sealed_size(1) || std::memcmp(sealed.data(), kKeyringMagic, 4) != 0 ||
+      sealed.size() != sealed_size(static_cast<size_t>(static_cast<unsigned char>(sealed[9])) + 1))
     fail<DataError>("{}: not a recmodel keyring ({} bytes)", where, sealed.size());
   if (static_cast<unsigned char>(sealed[4]) != kFormatVersion)
     fail<DataError>("{}: keyring format version {} is newer than this recmodel reads; upgrade recmodel", where,
@@ -254,7 +265,8 @@ Keyring Keyring::open(std::string_view sealed, const KeyMaterial& key, const std
     fail<IntegrityError>("cannot decrypt {} with {} (wrong key?)", where, key.source);
   Keyring k;
   std::memcpy(k.name_key.data(), plain.data(), 32);
-  std::memcpy(k.object_key.data(), plain.data() + 32, 32);
+  k.object_keys.resize((plain.size() - 32) / 32);
+  for (size_t g = 0; g < k.object_keys.size(); ++g) std::memcpy(k.object_keys[g].data(), plain.data() + 32 * (g + 1), 32);
   std::memcpy(k.id.data(), bytes + 28, 8);
   return k;
 }
@@ -287,7 +299,7 @@ bool plaintext_size(uint64_t stored, uint64_t& plaintext) {
 
 ObjectCipher::ObjectCipher(const Keyring& keyring, const std::string& key, uint64_t size,
                            const std::string& content_sha256)
-    : key_(key), size_(size) {
+    : key_(key), size_(size), generation_(static_cast<unsigned char>(keyring.object_keys.size() - 1)) {
   salt_ = hmac(keyring.name_key.data(), keyring.name_key.size(), std::string("salt") + '\0' + key + '\0' + content_sha256);
   derive(keyring);
 }
@@ -303,6 +315,10 @@ ObjectCipher::ObjectCipher(const Keyring& keyring, const std::string& key, std::
   if (get_le(header, 8, 4) != kChunkBytes)
     fail<IntegrityError>("cannot decrypt {}: chunk size {} is not {}", where, get_le(header, 8, 4), kChunkBytes);
   size_ = get_le(header, 12, 8);
+  generation_ = static_cast<unsigned char>(header[5]);
+  if (generation_ >= keyring.object_keys.size())
+    fail<IntegrityError>("cannot decrypt {}: written with key generation {}, the keyring has {} (another keyring?)",
+                         where, static_cast<int>(generation_), keyring.object_keys.size());
   std::memcpy(salt_.data(), header.data() + 20, salt_.size());
   derive(keyring);
   const std::string expected = this->header();
@@ -315,13 +331,15 @@ ObjectCipher::ObjectCipher(const Keyring& keyring, const std::string& key, std::
 void ObjectCipher::derive(const Keyring& keyring) {
   std::string message = std::string("object") + '\0' + key_ + '\0';
   message.append(reinterpret_cast<const char*>(salt_.data()), salt_.size());
-  data_key_ = hmac(keyring.object_key.data(), keyring.object_key.size(), message);
+  const Key256& object_key = keyring.object_keys[generation_];
+  data_key_ = hmac(object_key.data(), object_key.size(), message);
 }
 
 std::string ObjectCipher::header() const {
   std::string out(kObjectMagic, 4);
   out += static_cast<char>(kFormatVersion);
-  out.append(3, '\0');
+  out += static_cast<char>(generation_);
+  out.append(2, '\0');
   put_u32(out, kChunkBytes);
   put_u64(out, size_);
   out.append(reinterpret_cast<const char*>(salt_.data()), salt_.size());

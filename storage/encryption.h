@@ -4,8 +4,9 @@
 //   key file     64 hex digits (recmodel remote keygen) or 32 raw bytes: the key-encryption key;
 //                anything else is a passphrase, stretched with scrypt (N 2^15, r 8, p 1).
 //   keyring      the object "recmodel-keyring" at the remote's root: the remote's name key and
-//                object key, AES-256-GCM-encrypted under the key-encryption key (128 bytes).
-//                Rotating the key file re-encrypts the keyring alone.
+//                its object keys, one per key generation, AES-256-GCM-encrypted under the
+//                key-encryption key (96 + 32 x generations bytes). Rotating the key file adds a
+//                generation (objects written from then on use it) and re-seals the keyring alone.
 //   object names HMAC-SHA256(name key, logical key), hex: "e/ab/cdef..."; a manifest also gets a
 //                name record "n/<same hex>" holding its logical key, encrypted, for listing.
 //   objects      an 80-byte header, then the plaintext in chunks of 64 KiB, each sealed with
@@ -19,6 +20,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace recmodel::storage {
 
@@ -27,7 +29,7 @@ namespace fs = std::filesystem;
 using Key256 = std::array<unsigned char, 32>;
 
 inline constexpr const char* kKeyringName = "recmodel-keyring";
-inline constexpr size_t kKeyringBytes = 128;
+inline constexpr size_t kMaxKeyGenerations = 256;  // an object header names its generation in one byte
 inline constexpr size_t kObjectHeaderBytes = 80;
 inline constexpr uint32_t kChunkBytes = 64 * 1024;
 inline constexpr size_t kTagBytes = 16;
@@ -48,12 +50,16 @@ void write_new_key_file(const fs::path& path);
 
 // The keys of one encrypted remote.
 struct Keyring {
-  Key256 name_key{};    // names objects
-  Key256 object_key{};  // derives each object's key
+  Key256 name_key{};                 // names objects (kept across rotations: names stay stable)
+  std::vector<Key256> object_keys;   // derive each object's key; generation i, the last one current
   std::array<unsigned char, 8> id{};  // random, shown by `remote list` to tell keyrings apart
 
-  // Returns a new keyring with random keys.
+  // Returns a new keyring with random keys (one generation).
   static Keyring generate();
+  // Adds a generation with a new random object key (rotate-key); UsageError past kMaxKeyGenerations.
+  void add_generation();
+  // Returns the sealed size of a keyring of `generations` object keys.
+  static size_t sealed_size(size_t generations) { return 96 + 32 * generations; }
   // Returns the keyring sealed under `key` (a fresh salt and nonce).
   std::string seal(const KeyMaterial& key) const;
   // Opens a sealed keyring; IntegrityError "cannot decrypt ... (wrong key?)" when `key` is not the
@@ -102,6 +108,7 @@ class ObjectCipher {
  private:
   std::string key_;
   uint64_t size_ = 0;
+  unsigned char generation_ = 0;  // which object key of the keyring
   std::array<unsigned char, 32> salt_{};
   Key256 data_key_{};
 

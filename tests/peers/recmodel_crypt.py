@@ -31,7 +31,7 @@ def read_key(path):
 
 
 def open_keyring(sealed, key):
-    assert len(sealed) == 128 and sealed[:4] == b"RMKR" and sealed[4] == 1, "not a keyring"
+    assert sealed[:4] == b"RMKR" and sealed[4] == 1 and len(sealed) == 96 + 32 * (sealed[9] + 1), "not a keyring"
     passphrase, secret = key
     assert (sealed[5] == 1) == passphrase, "keyring sealed with the other kind of key"
     salt = sealed[12:28]
@@ -40,7 +40,7 @@ def open_keyring(sealed, key):
     else:
         kek = secret
     plain = AESGCM(kek).decrypt(sealed[36:48], sealed[48:], sealed[:36])
-    return plain[:32], plain[32:]  # name key, object key
+    return plain[:32], [plain[i:i + 32] for i in range(32, len(plain), 32)]  # name key, object keys by generation
 
 
 def mac(key, *parts):
@@ -52,10 +52,10 @@ def object_name(name_key, logical):
     return f"e/{h[:2]}/{h[2:]}"
 
 
-def seal(name_key, object_key, logical, plaintext, content_sha256):
+def seal(name_key, object_key, logical, plaintext, content_sha256, generation=0):
     salt = mac(name_key, b"salt", logical.encode(), content_sha256.encode())
     data_key = mac(object_key, b"object", logical.encode(), salt)
-    head = b"RMEO" + bytes([1, 0, 0, 0]) + struct.pack("<IQ", CHUNK, len(plaintext)) + salt
+    head = b"RMEO" + bytes([1, generation, 0, 0]) + struct.pack("<IQ", CHUNK, len(plaintext)) + salt
     head += mac(data_key, b"header", head)[:28]
     chunks = max(1, -(-len(plaintext) // CHUNK))
     out = bytearray(head)
@@ -66,8 +66,9 @@ def seal(name_key, object_key, logical, plaintext, content_sha256):
     return bytes(out)
 
 
-def open_object(name_key, object_key, logical, stored):
+def open_object(name_key, object_keys, logical, stored):
     assert stored[:4] == b"RMEO" and stored[4] == 1, f"{logical}: not an encrypted object"
+    object_key = object_keys[stored[5]]  # the key generation it was written with
     chunk, size = struct.unpack("<IQ", stored[8:20])
     assert chunk == CHUNK
     salt = stored[20:52]
@@ -100,9 +101,9 @@ def vector():
 
 
 def pull(root, key_file, name, version, out):
-    name_key, object_key = open_keyring(open(os.path.join(root, "recmodel-keyring"), "rb").read(), read_key(key_file))
+    name_key, object_keys = open_keyring(open(os.path.join(root, "recmodel-keyring"), "rb").read(), read_key(key_file))
     def read(logical):
-        return open_object(name_key, object_key, logical, open(os.path.join(root, object_name(name_key, logical)), "rb").read())
+        return open_object(name_key, object_keys, logical, open(os.path.join(root, object_name(name_key, logical)), "rb").read())
     manifest = json.loads(read(f"models/{name}/{version}.json"))
     for entry in manifest["files"]:
         sha = entry["sha256"]

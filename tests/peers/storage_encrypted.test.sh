@@ -6,8 +6,9 @@
 # reader decrypts what `aws s3 cp --recursive` downloads to the pushed bytes; a flipped bit, a cut
 # object and two swapped chunks are refused with exit 6 "cannot decrypt" and the wrong key with
 # exit 6 "(wrong key?)", leaving nothing at --out; sync from a private plain remote lands
-# ciphertext; rotate-key re-seals the keyring only (the new key opens everything, the old one
-# nothing); keygen writes mode 0600 and never overwrites; a key file others can read is refused.
+# ciphertext; rotate-key re-seals the keyring only, adding a key generation (the new key opens
+# everything, the old one nothing, the old keyring nothing pushed after); keygen writes mode 0600
+# and never overwrites; a key file others can read is refused.
 # Env (set by CTest): RECMODEL (the binary), RECMODEL_SOURCE_DIR.
 set -euo pipefail
 src=${RECMODEL_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -206,7 +207,9 @@ done
 same_tree "$work/model2" "$work/py2" "Python's decryption of the synced version"
 echo "ok: sync private plain -> public encrypted lands ciphertext; Python decrypts it to the original bytes"
 
-# 9. rotate-key: the keyring alone is re-sealed; the new key opens everything, the old one nothing.
+# 9. rotate-key: the keyring alone is re-sealed, with a new key generation; the new key opens
+# everything, the old one nothing; what is pushed afterwards the old keyring cannot open either.
+"${aws[@]}" s3 cp s3://sealed/team/recmodel-keyring "$work/old-keyring"
 "${s3api[@]}" list-objects-v2 --bucket sealed --prefix team/ --query 'Contents[].[Key,Size,ETag]' --output text |
   grep -v recmodel-keyring > "$work/before.txt"
 "$recmodel" remote rotate-key pub --new-key-file "$work/keys/k2" >/dev/null
@@ -230,5 +233,22 @@ same_tree "$work/model1" "$work/py-rotated" "Python's decryption with the new ke
 if "${crypt[@]}" pull "$work/bucket" "$work/keys/k1" intent 1 "$work/py-old" >/dev/null 2>&1; then
   fail "Python opened the rotated keyring with the old key"
 fi
-echo "ok: rotate-key re-seals the keyring only; the new key opens everything, the old one fails (exit 6)"
+[[ $("${s3api[@]}" head-object --bucket sealed --key team/recmodel-keyring --query ContentLength) == 160 ]] ||
+  fail "rotate-key did not add a key generation (keyring of 2 generations: 160 bytes)"
+# A version pushed after the rotation: the new keyring opens it, the old keyring and key do not.
+mkdir -p "$work/model3"
+printf '{"num_labels": 4, "comment": "after rotation %s"}\n' "$marker1" > "$work/model3/config.json"
+head -c 500000 /dev/urandom > "$work/model3/model.safetensors"
+"$recmodel" push "$work/model3" --to pub --name intent --version 3 >/dev/null
+rm -rf "$work/bucket" && "${aws[@]}" s3 cp --recursive s3://sealed/team "$work/bucket" >/dev/null
+"${crypt[@]}" pull "$work/bucket" "$work/keys/k2" intent 3 "$work/py3" >/dev/null ||
+  fail "recmodel_crypt.py cannot decrypt a version pushed after the rotation"
+same_tree "$work/model3" "$work/py3" "Python's decryption of the version pushed after the rotation"
+cp "$work/old-keyring" "$work/bucket/recmodel-keyring"
+"${crypt[@]}" pull "$work/bucket" "$work/keys/k1" intent 1 "$work/py-old1" >/dev/null ||
+  fail "the old keyring and key no longer open what was there before the rotation (they should: docs/ENCRYPTION.md)"
+if "${crypt[@]}" pull "$work/bucket" "$work/keys/k1" intent 3 "$work/py-old3" >/dev/null 2>&1; then
+  fail "the old keyring and key opened a version pushed after the rotation"
+fi
+echo "ok: rotate-key re-seals the keyring with a new generation; the new key opens everything, the old one fails (exit 6), and the old keyring cannot open what came after"
 echo PASS

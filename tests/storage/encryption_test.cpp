@@ -147,10 +147,10 @@ TEST_CASE("key files: 64 hex digits, 32 raw bytes or a passphrase, and short, em
 TEST_CASE("a keyring opens with its key or passphrase only") {
   const s::Keyring keyring = s::Keyring::generate();
   const std::string sealed = keyring.seal(raw_key('k'));
-  CHECK(sealed.size() == s::kKeyringBytes);
+  CHECK(sealed.size() == 128);
   const s::Keyring back = s::Keyring::open(sealed, raw_key('k'), "ring");
   CHECK(back.name_key == keyring.name_key);
-  CHECK(back.object_key == keyring.object_key);
+  CHECK(back.object_keys == keyring.object_keys);
   CHECK(back.id_hex() == keyring.id_hex());
   CHECK_THROWS_WITH_AS(s::Keyring::open(sealed, raw_key('x'), "ring"), doctest::Contains("(wrong key?)"),
                        IntegrityError);
@@ -158,7 +158,7 @@ TEST_CASE("a keyring opens with its key or passphrase only") {
   phrase.passphrase = true;
   phrase.secret = "a long enough passphrase";
   const std::string by_phrase = keyring.seal(phrase);
-  CHECK(s::Keyring::open(by_phrase, phrase, "ring").object_key == keyring.object_key);
+  CHECK(s::Keyring::open(by_phrase, phrase, "ring").object_keys == keyring.object_keys);
   phrase.secret = "another long passphrase";
   CHECK_THROWS_AS(s::Keyring::open(by_phrase, phrase, "ring"), IntegrityError);
   CHECK_THROWS_AS(s::Keyring::open(sealed.substr(1), raw_key('k'), "ring"), DataError);
@@ -243,7 +243,8 @@ TEST_CASE("a cut object of an encrypted store still has a plausible size, and it
 TEST_CASE("the test vector of docs/ENCRYPTION.md, made by the independent Python reader, is what recmodel seals") {
   s::Keyring keyring;
   keyring.name_key.fill(2);
-  keyring.object_key.fill(3);
+  keyring.object_keys.assign(1, {});
+  keyring.object_keys[0].fill(3);
   const std::string plain = "hello, recmodel\n";
   const std::string sha = recmodel::sha256_hex(plain);
   CHECK(sha == "688e2abe0acdc54505ab3854252a5442f48824810aa4ea07c459c99686b1a8db");
@@ -256,4 +257,21 @@ TEST_CASE("the test vector of docs/ENCRYPTION.md, made by the independent Python
         "524d454f010000000000010010000000000000001c43fab232cab996ed5c5b834c52b6ab2fa3e867bfb42bdc2412b7bdb606292e016582"
         "c7b3b77575c544ed35557362cf3ef1488a120dd11c7b76ac1e28848627b0c01b58c0eb4103a53af19e86a74e95332c4ac8a7fc78eeb302"
         "18f4");
+}
+
+TEST_CASE("a rotation adds a key generation: new objects use it, old ones still open, the old keyring opens only the old") {
+  s::Keyring keyring = s::Keyring::generate();
+  const std::string before = s::ObjectCipher(keyring, "models/m/1.json", 3, "a").seal_all("one");
+  const s::Keyring old = keyring;
+  keyring.add_generation();
+  CHECK(keyring.object_keys.size() == 2);
+  CHECK(keyring.seal(raw_key('n')).size() == s::Keyring::sealed_size(2));
+  const s::Keyring reopened = s::Keyring::open(keyring.seal(raw_key('n')), raw_key('n'), "ring");
+  CHECK(reopened.object_keys == keyring.object_keys);
+  const std::string after = s::ObjectCipher(reopened, "models/m/2.json", 3, "b").seal_all("two");
+  CHECK(static_cast<int>(after[5]) == 1);  // the header names generation 1
+  CHECK(s::open_object(reopened, "models/m/1.json", before, "obj") == "one");
+  CHECK(s::open_object(reopened, "models/m/2.json", after, "obj") == "two");
+  CHECK_THROWS_WITH_AS(s::open_object(old, "models/m/2.json", after, "obj"),
+                       doctest::Contains("written with key generation 1, the keyring has 1"), IntegrityError);
 }
