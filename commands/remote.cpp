@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -66,6 +67,10 @@ void run_remote_add(const RemoteAddOptions& options, const std::string& config_f
     fail<UsageError>("remote '{}' already exists ({}); remove it first or pass --force to replace it", spec.name,
                      existing->url);
 
+  // The key file is checked before anything is created, so a refused one leaves nothing behind.
+  std::optional<storage::KeyMaterial> key;
+  if (spec.encrypt) key = storage::read_key_file(storage::encryption_key_file(spec, storage::StoreOptions{}));
+
   if (options.create_bucket) {
     if (s3) {
       storage::StoreOptions store_options;
@@ -82,11 +87,9 @@ void run_remote_add(const RemoteAddOptions& options, const std::string& config_f
   if (spec.encrypt) {
     // The keyring is made (or, on a remote that has one, opened) now: a wrong key or an
     // unreachable store is found here, not at the first push.
-    storage::StoreOptions store_options;
-    const auto key = storage::read_key_file(storage::encryption_key_file(spec, store_options));
     storage::RemoteSpec plain = spec;  // the store itself, where the keyring lives
     plain.encrypt = false;
-    keyring_id = storage::ensure_keyring(*storage::open_store(plain, store_options), key);
+    keyring_id = storage::ensure_keyring(*storage::open_store(plain, storage::StoreOptions{}), *key);
   }
   if (replaced) *existing = spec;
   else remotes.push_back(spec);
