@@ -1,6 +1,7 @@
 #include "storage/encrypted_store.h"
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <mutex>
 
@@ -87,12 +88,34 @@ class EncryptedStore : public ObjectStore {
     const uint64_t first = offset / kChunkBytes, last = (offset + length - 1) / kChunkBytes;
     const uint64_t begin = chunk_offset(first);
     const uint64_t end = std::min(chunk_offset(last + 1), encrypted_size(cipher.size()));
-    std::string sealed(end - begin, '\0');
-    inner_->read_range(keyring_.object_name(key), begin, end - begin, sealed.data());
-    std::string plain;
-    plain.reserve((last - first + 1) * kChunkBytes);
-    cipher.open_chunks(first, sealed, plain, describe(key));
-    std::copy_n(plain.data() + (offset - first * kChunkBytes), length, out);
+    // Chunks are opened as their bytes arrive, so memory stays at two chunks whatever the range.
+    uint64_t index = first;
+    std::string sealed, plain;
+    sealed.reserve(kChunkBytes + kTagBytes);
+    plain.reserve(kChunkBytes);
+    const std::string where = describe(key);
+    auto open_one = [&] {
+      plain.clear();
+      cipher.open_chunks(index, sealed, plain, where);
+      // The part of this chunk's plaintext inside [offset, offset + length).
+      const uint64_t chunk_begin = index * kChunkBytes;
+      const uint64_t from = std::max(offset, chunk_begin), to = std::min(offset + length, chunk_begin + plain.size());
+      std::memcpy(out + (from - offset), plain.data() + (from - chunk_begin), to - from);
+      sealed.clear();
+      ++index;
+    };
+    inner_->read_range_to(keyring_.object_name(key), begin, end - begin, [&](const char* data, size_t size) {
+      while (size > 0) {
+        const size_t want = cipher.sealed_chunk_size(index) - sealed.size();
+        const size_t take = std::min(want, size);
+        sealed.append(data, take);
+        data += take;
+        size -= take;
+        if (sealed.size() == cipher.sealed_chunk_size(index)) open_one();
+      }
+    });
+    if (index != last + 1)
+      fail<IntegrityError>("cannot decrypt {}: chunk {} arrived cut short", where, index);
   }
 
   void write(const std::string& key, std::string_view data, const std::string& sha256) override {

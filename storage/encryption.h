@@ -102,6 +102,11 @@ class ObjectCipher {
   // Opens sealed chunks starting at chunk `first` into `out`; IntegrityError naming `where` and
   // the chunk when one fails authentication.
   void open_chunks(uint64_t first, std::string_view sealed, std::string& out, const std::string& where) const;
+  // Returns the stored size of chunk `index` (its plaintext and tag).
+  size_t sealed_chunk_size(uint64_t index) const {
+    const uint64_t plain = index + 1 == chunks() ? size_ - index * kChunkBytes : kChunkBytes;
+    return static_cast<size_t>(plain) + kTagBytes;
+  }
   // Returns the whole stored object for `plaintext` (header and chunks).
   std::string seal_all(std::string_view plaintext) const;
 

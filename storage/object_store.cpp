@@ -154,6 +154,17 @@ class FileStore : public ObjectStore {
     ::close(fd);
   }
 
+  void read_range_to(const std::string& key, uint64_t offset, uint64_t length,
+                     const std::function<void(const char*, size_t)>& sink) override {
+    constexpr uint64_t kBlock = uint64_t{1} << 20;  // what a file read hands on at a time
+    std::string block;
+    for (uint64_t done = 0; done < length; done += block.size()) {
+      block.resize(std::min(kBlock, length - done));
+      read_range(key, offset + done, block.size(), block.data());
+      sink(block.data(), block.size());
+    }
+  }
+
   void write(const std::string& key, std::string_view data, const std::string&) override {
     fs::path path = root_ / key;
     std::error_code ec;
@@ -310,6 +321,11 @@ class S3Store : public ObjectStore {
       std::memcpy(out + at, data, size);
       at += size;
     });
+  }
+
+  void read_range_to(const std::string& key, uint64_t offset, uint64_t length,
+                     const std::function<void(const char*, size_t)>& sink) override {
+    client_.get_range(full(key), offset, length, sink);
   }
 
   void write(const std::string& key, std::string_view data, const std::string& sha256) override {

@@ -58,6 +58,15 @@ class ObjectStore {
   virtual std::string read(const std::string& key) = 0;
   // Fills `out` with bytes [offset, offset + length) of `key`.
   virtual void read_range(const std::string& key, uint64_t offset, uint64_t length, char* out) = 0;
+  // Streams bytes [offset, offset + length) of `key` to `sink` in pieces, in order (a wrapping
+  // store, the encrypted one, opens them as they come, without a buffer of the whole range). The
+  // default reads the range whole.
+  virtual void read_range_to(const std::string& key, uint64_t offset, uint64_t length,
+                             const std::function<void(const char* data, size_t size)>& sink) {
+    std::string buffer(length, '\0');
+    read_range(key, offset, length, buffer.data());
+    sink(buffer.data(), buffer.size());
+  }
   // Stores a whole object atomically; `sha256` is its hex digest (checked by S3 servers).
   virtual void write(const std::string& key, std::string_view data, const std::string& sha256) = 0;
   virtual std::unique_ptr<PartWriter> write_parts(const std::string& key, uint64_t size, uint64_t part_size) = 0;
