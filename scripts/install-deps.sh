@@ -33,6 +33,9 @@ debian_packages=(
   # scikit-learn checks the metrics; awscli/botocore check the S3 client; Ceph's RADOS
   # Gateway is the real S3 server the storage tests start.
   python3-sklearn awscli python3-botocore radosgw ceph-mon ceph-osd sqlite3
+  # `recmodel drift` is checked against SciPy; encrypted remotes are decrypted by an independent
+  # reader built on python3-cryptography.
+  python3-scipy python3-cryptography
 )
 
 missing=()
