@@ -10,6 +10,7 @@
 
 #include "cli/suggest.h"
 #include "common/error.h"
+#include "common/line_reader.h"
 #include "data/prepared_dataset.h"
 #include "data/readers.h"
 #include "model/batch_predictor.h"
@@ -128,17 +129,11 @@ model::InputSpec text_spec(const DriftOptions& options) {
 
 // The first line that is not blank, to tell a log or predictions file from texts.
 std::string first_line_of(const std::string& path) {
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (!file) return "";
+  LineReader reader(path);
   std::string line;
-  char buffer[65536];
-  while (std::fgets(buffer, sizeof buffer, file)) {
-    line = buffer;
-    if (line.find_first_not_of(" \t\r\n") != std::string::npos) break;
-    line.clear();
-  }
-  std::fclose(file);
-  return line;
+  while (reader.next(line))
+    if (line.find_first_not_of(" \t") != std::string::npos) return line;
+  return "";
 }
 
 // Reads the newest profile `evaluate --record` attached to `version`; false when there is none.

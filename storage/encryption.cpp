@@ -64,21 +64,28 @@ struct CipherContext {
   ~CipherContext() { EVP_CIPHER_CTX_free(ctx); }
 };
 
+// One context per thread, re-initialised for each chunk: a transfer seals thousands of chunks.
+EVP_CIPHER_CTX* thread_context() {
+  thread_local CipherContext context;
+  EVP_CIPHER_CTX_reset(context.ctx);
+  return context.ctx;
+}
+
 // AES-256-GCM with a 12-byte nonce: appends ciphertext || tag to `out`.
 void gcm_seal(const unsigned char* key, const unsigned char* nonce, std::string_view aad, std::string_view plain,
               std::string& out) {
-  CipherContext c;
+  EVP_CIPHER_CTX* ctx = thread_context();
   int n = 0;
   const size_t at = out.size();
   out.resize(at + plain.size() + kTagBytes);
   auto* dst = reinterpret_cast<unsigned char*>(out.data() + at);
-  bool ok = EVP_EncryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, key, nonce) == 1 &&
-            (aad.empty() || EVP_EncryptUpdate(c.ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(aad.data()),
+  bool ok = EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key, nonce) == 1 &&
+            (aad.empty() || EVP_EncryptUpdate(ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(aad.data()),
                                               static_cast<int>(aad.size())) == 1) &&
-            EVP_EncryptUpdate(c.ctx, dst, &n, reinterpret_cast<const unsigned char*>(plain.data()),
+            EVP_EncryptUpdate(ctx, dst, &n, reinterpret_cast<const unsigned char*>(plain.data()),
                               static_cast<int>(plain.size())) == 1 &&
-            EVP_EncryptFinal_ex(c.ctx, dst + n, &n) == 1 &&
-            EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_GET_TAG, static_cast<int>(kTagBytes), dst + plain.size()) == 1;
+            EVP_EncryptFinal_ex(ctx, dst + n, &n) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, static_cast<int>(kTagBytes), dst + plain.size()) == 1;
   if (!ok) throw Error(ExitCode::internal, "AES-256-GCM encryption failed (OpenSSL)");
 }
 
@@ -87,20 +94,20 @@ bool gcm_open(const unsigned char* key, const unsigned char* nonce, std::string_
               std::string& out) {
   if (sealed.size() < kTagBytes) return false;
   const size_t length = sealed.size() - kTagBytes;
-  CipherContext c;
+  EVP_CIPHER_CTX* ctx = thread_context();
   int n = 0;
   const size_t at = out.size();
   out.resize(at + length);
   auto* dst = reinterpret_cast<unsigned char*>(out.data() + at);
   unsigned char tag[kTagBytes];
   std::memcpy(tag, sealed.data() + length, kTagBytes);
-  bool ok = EVP_DecryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, key, nonce) == 1 &&
-            (aad.empty() || EVP_DecryptUpdate(c.ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(aad.data()),
+  bool ok = EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key, nonce) == 1 &&
+            (aad.empty() || EVP_DecryptUpdate(ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(aad.data()),
                                               static_cast<int>(aad.size())) == 1) &&
-            EVP_DecryptUpdate(c.ctx, dst, &n, reinterpret_cast<const unsigned char*>(sealed.data()),
+            EVP_DecryptUpdate(ctx, dst, &n, reinterpret_cast<const unsigned char*>(sealed.data()),
                               static_cast<int>(length)) == 1 &&
-            EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_TAG, static_cast<int>(kTagBytes), tag) == 1 &&
-            EVP_DecryptFinal_ex(c.ctx, dst + n, &n) == 1;
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, static_cast<int>(kTagBytes), tag) == 1 &&
+            EVP_DecryptFinal_ex(ctx, dst + n, &n) == 1;
   if (!ok) out.resize(at);
   return ok;
 }
