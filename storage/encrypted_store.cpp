@@ -30,10 +30,22 @@ class EncryptedPartWriter : public PartWriter {
       throw Error(ExitCode::internal, fmt::format("encrypted parts must be whole {} KiB chunks, got {} bytes",
                                                   kChunkBytes / 1024, part_size_));
   }
-  bool reusable(size_t index, std::string_view data) override { return inner_->reusable(index, seal(index, data)); }
+  bool reusable(size_t index, std::string_view data) override {
+    return inner_->resumable_parts() > 0 && inner_->reusable(index, seal(index, data));
+  }
   void write(size_t index, uint64_t offset, std::string_view data) override {
     const uint64_t first = offset / kChunkBytes;
     inner_->write(index, first == 0 ? 0 : chunk_offset(first), seal(index, data));
+  }
+  uint64_t put_slack(uint64_t part_size) const override {
+    return kObjectHeaderBytes + (part_size / kChunkBytes + 1) * kTagBytes;
+  }
+  bool put(size_t index, uint64_t offset, std::string& buffer) override {
+    const uint64_t first = offset / kChunkBytes;
+    cipher_.seal_in_place(index * part_size_ / kChunkBytes, buffer);
+    if (inner_->resumable_parts() > 0 && inner_->reusable(index, buffer)) return true;
+    inner_->write(index, first == 0 ? 0 : chunk_offset(first), buffer);
+    return false;
   }
   void commit() override { inner_->commit(); }
   void abort() override { inner_->abort(); }
@@ -88,30 +100,44 @@ class EncryptedStore : public ObjectStore {
     const uint64_t first = offset / kChunkBytes, last = (offset + length - 1) / kChunkBytes;
     const uint64_t begin = chunk_offset(first);
     const uint64_t end = std::min(chunk_offset(last + 1), encrypted_size(cipher.size()));
-    // Chunks are opened as their bytes arrive, so memory stays at two chunks whatever the range.
+    // Chunks are opened as their bytes arrive, straight from the body into `out` where a whole
+    // chunk arrives at once and lies inside the range; others gather in `sealed` and open in
+    // `plain`. Memory stays at two chunks whatever the range.
     uint64_t index = first;
     std::string sealed, plain;
-    sealed.reserve(kChunkBytes + kTagBytes);
-    plain.reserve(kChunkBytes);
     const std::string where = describe(key);
-    auto open_one = [&] {
-      plain.clear();
-      cipher.open_chunks(index, sealed, plain, where);
-      // The part of this chunk's plaintext inside [offset, offset + length).
-      const uint64_t chunk_begin = index * kChunkBytes;
-      const uint64_t from = std::max(offset, chunk_begin), to = std::min(offset + length, chunk_begin + plain.size());
-      std::memcpy(out + (from - offset), plain.data() + (from - chunk_begin), to - from);
-      sealed.clear();
+    // Copies the part of chunk `index`'s plaintext inside [offset, offset + length) to `out`.
+    auto open_one = [&](const char* data, size_t size) {
+      const uint64_t chunk_begin = index * kChunkBytes, chunk_end = chunk_begin + size - kTagBytes;
+      if (chunk_begin >= offset && chunk_end <= offset + length) {
+        cipher.open_chunk_to(index, data, size, out + (chunk_begin - offset), where);
+      } else {
+        plain.resize(size - kTagBytes);
+        cipher.open_chunk_to(index, data, size, plain.data(), where);
+        const uint64_t from = std::max(offset, chunk_begin), to = std::min(offset + length, chunk_end);
+        std::memcpy(out + (from - offset), plain.data() + (from - chunk_begin), to - from);
+      }
       ++index;
     };
     inner_->read_range_to(keyring_.object_name(key), begin, end - begin, [&](const char* data, size_t size) {
       while (size > 0) {
-        const size_t want = cipher.sealed_chunk_size(index) - sealed.size();
-        const size_t take = std::min(want, size);
+        if (index > last)
+          fail<IntegrityError>("cannot decrypt {}: more bytes arrived than chunks {}..{} hold", where, first, last);
+        const size_t whole = cipher.sealed_chunk_size(index);
+        if (sealed.empty() && size >= whole) {
+          open_one(data, whole);
+          data += whole;
+          size -= whole;
+          continue;
+        }
+        const size_t take = std::min(whole - sealed.size(), size);
         sealed.append(data, take);
         data += take;
         size -= take;
-        if (sealed.size() == cipher.sealed_chunk_size(index)) open_one();
+        if (sealed.size() == whole) {
+          open_one(sealed.data(), whole);
+          sealed.clear();
+        }
       }
     });
     if (index != last + 1)

@@ -71,43 +71,56 @@ EVP_CIPHER_CTX* thread_context() {
   return context.ctx;
 }
 
-// AES-256-GCM with a 12-byte nonce: appends ciphertext || tag to `out`.
-void gcm_seal(const unsigned char* key, const unsigned char* nonce, std::string_view aad, std::string_view plain,
-              std::string& out) {
+// AES-256-GCM with a 12-byte nonce: writes the ciphertext of `length` bytes at `in` to `out`
+// (which may be `in`: sealing in place) and the tag right after it.
+void gcm_seal_to(const unsigned char* key, const unsigned char* nonce, std::string_view aad, const char* in,
+                 size_t length, char* out) {
   EVP_CIPHER_CTX* ctx = thread_context();
   int n = 0;
-  const size_t at = out.size();
-  out.resize(at + plain.size() + kTagBytes);
-  auto* dst = reinterpret_cast<unsigned char*>(out.data() + at);
+  auto* dst = reinterpret_cast<unsigned char*>(out);
   bool ok = EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key, nonce) == 1 &&
             (aad.empty() || EVP_EncryptUpdate(ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(aad.data()),
                                               static_cast<int>(aad.size())) == 1) &&
-            EVP_EncryptUpdate(ctx, dst, &n, reinterpret_cast<const unsigned char*>(plain.data()),
-                              static_cast<int>(plain.size())) == 1 &&
+            EVP_EncryptUpdate(ctx, dst, &n, reinterpret_cast<const unsigned char*>(in), static_cast<int>(length)) == 1 &&
             EVP_EncryptFinal_ex(ctx, dst + n, &n) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, static_cast<int>(kTagBytes), dst + plain.size()) == 1;
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, static_cast<int>(kTagBytes), dst + length) == 1;
   if (!ok) throw Error(ExitCode::internal, "AES-256-GCM encryption failed (OpenSSL)");
 }
 
-// Opens ciphertext || tag into `out` (appended); false when authentication fails.
+// Appends ciphertext || tag to `out`.
+void gcm_seal(const unsigned char* key, const unsigned char* nonce, std::string_view aad, std::string_view plain,
+              std::string& out) {
+  const size_t at = out.size();
+  out.resize(at + plain.size() + kTagBytes);
+  gcm_seal_to(key, nonce, aad, plain.data(), plain.size(), out.data() + at);
+}
+
+// Opens `size` bytes of ciphertext || tag at `sealed` into `out` (size - kTagBytes bytes);
+// false when authentication fails (what `out` holds then is not to be used).
+bool gcm_open_to(const unsigned char* key, const unsigned char* nonce, std::string_view aad, const char* sealed,
+                 size_t size, char* out) {
+  if (size < kTagBytes) return false;
+  const size_t length = size - kTagBytes;
+  EVP_CIPHER_CTX* ctx = thread_context();
+  int n = 0;
+  auto* dst = reinterpret_cast<unsigned char*>(out);
+  unsigned char tag[kTagBytes];
+  std::memcpy(tag, sealed + length, kTagBytes);
+  return EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key, nonce) == 1 &&
+         (aad.empty() || EVP_DecryptUpdate(ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(aad.data()),
+                                           static_cast<int>(aad.size())) == 1) &&
+         EVP_DecryptUpdate(ctx, dst, &n, reinterpret_cast<const unsigned char*>(sealed), static_cast<int>(length)) == 1 &&
+         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, static_cast<int>(kTagBytes), tag) == 1 &&
+         EVP_DecryptFinal_ex(ctx, dst + n, &n) == 1;
+}
+
+// Opens ciphertext || tag, appending the plaintext to `out`; false when authentication fails.
 bool gcm_open(const unsigned char* key, const unsigned char* nonce, std::string_view aad, std::string_view sealed,
               std::string& out) {
   if (sealed.size() < kTagBytes) return false;
-  const size_t length = sealed.size() - kTagBytes;
-  EVP_CIPHER_CTX* ctx = thread_context();
-  int n = 0;
   const size_t at = out.size();
-  out.resize(at + length);
-  auto* dst = reinterpret_cast<unsigned char*>(out.data() + at);
-  unsigned char tag[kTagBytes];
-  std::memcpy(tag, sealed.data() + length, kTagBytes);
-  bool ok = EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key, nonce) == 1 &&
-            (aad.empty() || EVP_DecryptUpdate(ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(aad.data()),
-                                              static_cast<int>(aad.size())) == 1) &&
-            EVP_DecryptUpdate(ctx, dst, &n, reinterpret_cast<const unsigned char*>(sealed.data()),
-                              static_cast<int>(length)) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, static_cast<int>(kTagBytes), tag) == 1 &&
-            EVP_DecryptFinal_ex(ctx, dst + n, &n) == 1;
+  out.resize(at + sealed.size() - kTagBytes);
+  const bool ok = gcm_open_to(key, nonce, aad, sealed.data(), sealed.size(), out.data() + at);
   if (!ok) out.resize(at);
   return ok;
 }
@@ -369,6 +382,42 @@ void ObjectCipher::seal_chunks(uint64_t first, std::string_view plaintext, std::
     at += length;
     ++index;
   } while (at < plaintext.size());
+}
+
+void ObjectCipher::seal_in_place(uint64_t first, std::string& buffer) const {
+  const size_t plain = buffer.size();
+  const uint64_t count = plain == 0 ? 1 : (plain + kChunkBytes - 1) / kChunkBytes;
+  if (first + count > chunks() || (first + count < chunks() && plain != count * kChunkBytes))
+    throw Error(ExitCode::internal, fmt::format("seal_in_place: {} bytes from chunk {} are not whole chunks of an "
+                                                "object of {} chunks", plain, first, chunks()));
+  const size_t lead = first == 0 ? kObjectHeaderBytes : 0;
+  buffer.resize(lead + plain + count * kTagBytes);
+  // Last chunk first: each moves up by the header and the tags before it, never onto bytes of a
+  // chunk not yet moved.
+  for (uint64_t j = count; j-- > 0;) {
+    const size_t from = j * kChunkBytes, length = std::min<size_t>(kChunkBytes, plain - from);
+    const size_t to = lead + j * (kChunkBytes + kTagBytes);
+    if (to != from) std::memmove(buffer.data() + to, buffer.data() + from, length);
+    const uint64_t index = first + j;
+    const auto nonce = chunk_nonce(index);
+    const char aad = index + 1 == chunks() ? 1 : 0;
+    gcm_seal_to(data_key_.data(), nonce.data(), std::string_view(&aad, 1), buffer.data() + to, length,
+                buffer.data() + to);
+  }
+  if (lead) {
+    const std::string head = header();
+    std::memcpy(buffer.data(), head.data(), head.size());
+  }
+}
+
+void ObjectCipher::open_chunk_to(uint64_t index, const char* sealed, size_t size, char* out,
+                                 const std::string& where) const {
+  const auto nonce = chunk_nonce(index);
+  const char aad = index + 1 == chunks() ? 1 : 0;
+  if (index >= chunks() || size != sealed_chunk_size(index) ||
+      !gcm_open_to(data_key_.data(), nonce.data(), std::string_view(&aad, 1), sealed, size, out))
+    fail<IntegrityError>("cannot decrypt {}: chunk {} does not authenticate (changed, reordered or cut short)", where,
+                         index);
 }
 
 void ObjectCipher::open_chunks(uint64_t first, std::string_view sealed, std::string& out,

@@ -102,6 +102,13 @@ class ObjectCipher {
   // Opens sealed chunks starting at chunk `first` into `out`; IntegrityError naming `where` and
   // the chunk when one fails authentication.
   void open_chunks(uint64_t first, std::string_view sealed, std::string& out, const std::string& where) const;
+  // Seals, in `buffer` itself, the plaintext of whole chunks starting at chunk `first` (the
+  // object's last may be partial), with the header in front when `first` is 0: an upload then
+  // holds one buffer per part, not two.
+  void seal_in_place(uint64_t first, std::string& buffer) const;
+  // Opens one sealed chunk of `size` bytes into `out` (its plaintext size); IntegrityError naming
+  // `where` when it does not authenticate.
+  void open_chunk_to(uint64_t index, const char* sealed, size_t size, char* out, const std::string& where) const;
   // Returns the stored size of chunk `index` (its plaintext and tag).
   size_t sealed_chunk_size(uint64_t index) const {
     const uint64_t plain = index + 1 == chunks() ? size_ - index * kChunkBytes : kChunkBytes;

@@ -29,6 +29,19 @@ class PartWriter {
   // Returns whether part `index` holding `data` is already stored (from an interrupted run).
   virtual bool reusable(size_t index, std::string_view data) = 0;
   virtual void write(size_t index, uint64_t offset, std::string_view data) = 0;
+  // How many bytes put() may add to a part's buffer (so the caller can allocate them up front,
+  // rather than have a growing string double its allocation).
+  virtual uint64_t put_slack(uint64_t part_size) const {
+    (void)part_size;
+    return 0;
+  }
+  // Stores part `index` unless it is reusable; returns whether it was. `buffer` is the caller's
+  // to reuse afterwards, and a writer may change it in place (the encrypted one seals it there).
+  virtual bool put(size_t index, uint64_t offset, std::string& buffer) {
+    if (reusable(index, buffer)) return true;
+    write(index, offset, buffer);
+    return false;
+  }
   // Makes the object visible under its key.
   virtual void commit() = 0;
   // Discards what was written (a failed multipart upload is aborted, not left billing).

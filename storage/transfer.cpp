@@ -133,7 +133,7 @@ void for_each_parallel(size_t n, int jobs, const std::function<void(size_t)>& bo
 // puts them away (in parallel). Each worker holds one buffer: memory is jobs x part size.
 void run_parts(size_t count, int jobs, const std::function<void(size_t, std::string&)>& fetch,
                const std::function<void(size_t, const std::string&)>& ordered,
-               const std::function<void(size_t, const std::string&)>& store) {
+               const std::function<void(size_t, std::string&)>& store) {
   std::mutex mutex;
   std::condition_variable turn_changed;
   size_t turn = 0;
@@ -274,19 +274,21 @@ void put_object(const Object& object, const Reader& read, ObjectStore& store, co
         count, jobs,
         [&](size_t i, std::string& buffer) {
           uint64_t offset = i * part, length = std::min(part, object.size - offset);
+          const uint64_t room = part + writer->put_slack(part);
+          if (buffer.capacity() < room) buffer.reserve(room);
           buffer.resize(length);
           read(offset, length, buffer.data());
         },
         [&](size_t, const std::string& buffer) { sha.update(buffer); },
-        [&](size_t i, const std::string& buffer) {
-          if (writer->reusable(i, buffer)) {
-            reused += buffer.size();
+        [&](size_t i, std::string& buffer) {
+          const size_t length = buffer.size();
+          if (writer->put(i, i * part, buffer)) {
+            reused += length;
             ++reused_parts;
           } else {
-            writer->write(i, i * part, buffer);
-            moved += buffer.size();
+            moved += length;
           }
-          notify.advance(object.path, buffer.size(), true);
+          notify.advance(object.path, length, true);
         });
     std::string actual = sha.hex();
     if (actual != object.sha256) throw IntegrityError(changed(actual));

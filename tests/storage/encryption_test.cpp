@@ -70,6 +70,24 @@ TEST_CASE("objects round-trip at every chunk boundary and their stored size is k
   CHECK_FALSE(s::plaintext_size(40, ignored));
 }
 
+TEST_CASE("sealing a part in place gives the bytes of sealing it into a copy, at every chunk boundary") {
+  const s::Keyring keyring = s::Keyring::generate();
+  const uint64_t part = 2 * s::kChunkBytes;
+  for (size_t size : {size_t{0}, size_t{1}, size_t{65536}, size_t{131072}, size_t{131073}, size_t{300000}}) {
+    CAPTURE(size);
+    const std::string plain = random_text(size, static_cast<uint32_t>(size) + 7);
+    const s::ObjectCipher cipher(keyring, "objects/sha256/ab/cd", plain.size(), "");
+    const std::string whole = cipher.seal_all(plain);
+    std::string joined;
+    for (uint64_t offset = 0; offset == 0 || offset < size; offset += part) {
+      std::string buffer = plain.substr(offset, part);
+      cipher.seal_in_place(offset / s::kChunkBytes, buffer);
+      joined += buffer;
+    }
+    CHECK(joined == whole);
+  }
+}
+
 TEST_CASE("a flipped bit, a swapped or dropped chunk, another name or another key is refused") {
   const s::Keyring keyring = s::Keyring::generate();
   const std::string key = "objects/sha256/00/11";
@@ -185,9 +203,28 @@ TEST_CASE("an encrypted file store keeps names and bytes out of the directory an
   }
   CHECK(store->read("models/secret-intent-model/3.json") == manifest);
   CHECK(*store->size_of(object) == big.size());
-  std::string range(70000, '\0');
-  store->read_range(object, 60000, range.size(), range.data());
-  CHECK(range == big.substr(60000, 70000));
+  // Ranges inside one chunk, across chunks, on chunk boundaries and to the end.
+  for (auto [offset, length] : std::vector<std::pair<size_t, size_t>>{
+           {60000, 70000}, {10, 20}, {65536, 65536}, {0, 300000}, {131000, 1000}, {299999, 1}, {196608, 103392}}) {
+    CAPTURE(offset);
+    std::string range(length, '\0');
+    store->read_range(object, offset, range.size(), range.data());
+    CHECK(range == big.substr(offset, length));
+  }
+  {
+    // put() seals the caller's buffer in place and stores the same object as write().
+    const std::string twin = "models/put-twin.bin";
+    auto writer = store->write_parts(twin, big.size(), 131072);
+    for (size_t i = 0; i * 131072 < big.size(); ++i) {
+      std::string buffer = big.substr(i * 131072, 131072);
+      CHECK_FALSE(writer->put(i, i * 131072, buffer));
+    }
+    writer->commit();
+    std::string back(big.size(), '\0');
+    store->read_range(twin, 0, back.size(), back.data());
+    CHECK(back == big);
+    store->remove(twin);
+  }
   const auto listed = store->list("models/secret-intent-model/");
   REQUIRE(listed.size() == 1);
   CHECK(listed[0].key == "models/secret-intent-model/3.json");
