@@ -29,12 +29,11 @@ struct RegistryView {
 
 std::optional<RegistryView> registry_view(const storage::RemoteRef& ref, const Console& console) {
   fs::path path = registry::registry_path(console.options().registry);
-  std::error_code ec;
-  if (!fs::exists(path, ec)) {
+  if (!registry::registry_exists(path)) {
     if (!ref.alias.empty())
       fail<NotFoundError>("{}: aliases are resolved by the registry, and there is none at {}; give NAME/VERSION or "
                           "--registry",
-                          ref.text(), path.string());
+                          ref.text(), registry::registry_display_name(path));
     return std::nullopt;
   }
   registry::Registry registry(path, registry::Registry::Access::read, registry::default_options());

@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "common/files.h"
+#include "registry/migrate.h"
 #include "registry/registry.h"
 #include "registry/schema.h"
 
@@ -796,6 +797,32 @@ void run_verify(const std::string& text, const SharedOptions& shared, const Cons
   }
 }
 
+void run_migrate(const std::string& to, const SharedOptions& shared, const Console& console) {
+  Registry source = open_registry(console, shared, Registry::Access::read);
+  registry::RegistryOptions options = registry::default_options();
+  if (shared.lock_timeout >= 0) options.lock_timeout_ms = static_cast<int>(std::lround(shared.lock_timeout * 1000));
+  const bool new_file = !registry::is_postgresql_url(to) && !fs::exists(to);
+  std::vector<registry::TableCopy> copies;
+  std::string target_name;
+  try {
+    Registry target(to, Registry::Access::write, options);
+    target_name = target.path().string();
+    copies = registry::migrate_registry(source, target);
+  } catch (...) {
+    // A file made for the copy goes again: no empty or partial registry is left behind.
+    if (new_file)
+      for (const char* suffix : {"", "-wal", "-shm", "-journal"}) fs::remove(to + suffix);
+    throw;
+  }
+  nlohmann::json tables = nlohmann::json::object();
+  for (const auto& copy : copies) tables[copy.table] = copy.rows;
+  console.result({{"from", source.path().string()}, {"to", target_name}, {"verified", true}, {"tables", tables}},
+                 [&](std::FILE* out) {
+                   fmt::print(out, "copied {} to {}, every row verified:\n", source.path().string(), target_name);
+                   for (const auto& copy : copies) fmt::print(out, "  {:<14} {}\n", copy.table, copy.rows);
+                 });
+}
+
 void run_archive(const StatusOptions& options, const SharedOptions& shared, const Console& console) {
   ModelRef ref = parse_version_ref(options.ref);
   Registry opened = open_registry(console, shared, Registry::Access::write);
@@ -843,8 +870,9 @@ CommandAction register_registry(CLI::App& command, const Console& console) {
   command.fallthrough();
   command.footer(
       "\nReferences: models:/NAME/VERSION, models:/NAME@ALIAS, models:/NAME/latest, models:/NAME (the\n"
-      "models:/ prefix is optional here). The registry file is --registry, else $RECMODEL_REGISTRY, else\n"
-      "~/.local/share/recmodel/registry.db. Run 'recmodel registry COMMAND --help' for one command.");
+      "models:/ prefix is optional here). The registry is --registry, else $RECMODEL_REGISTRY, else\n"
+      "~/.local/share/recmodel/registry.db: an SQLite file, or postgresql://USER@HOST:PORT/DB?sslmode=...\n"
+      "(password from PGPASSWORD or ~/.pgpass). Run 'recmodel registry COMMAND --help' for one command.");
   command.add_option("--lock-timeout", shared->lock_timeout,
                      "Seconds to wait while another process writes the registry (default: "
                      "$RECMODEL_REGISTRY_TIMEOUT, else 30)")
@@ -978,6 +1006,17 @@ CommandAction register_registry(CLI::App& command, const Console& console) {
     sub->add_option("REF", options->ref, "A version reference, or models:/NAME for the model")->required();
     sub->add_flag("--force", options->force, "Delete even though aliases point at it (they are removed)");
     actions.emplace_back(sub, [options, shared, &console] { run_delete(*options, *shared, console); });
+  }
+
+  {
+    auto to = std::make_shared<std::string>();
+    CLI::App* sub = add("migrate", "Copy the whole registry into an empty one on the other backend, verified");
+    sub->add_option("--to", *to,
+                    "The registry to fill: postgresql://USER@HOST:PORT/DB (password from PGPASSWORD or ~/.pgpass), "
+                    "or FILE.db")
+        ->type_name("URL|FILE")
+        ->required();
+    actions.emplace_back(sub, [to, shared, &console] { run_migrate(*to, *shared, console); });
   }
 
   return [actions] {

@@ -243,7 +243,8 @@ int Pipeline::command(StageReport& report, const std::vector<std::string>& args)
   {
     std::ofstream log(child.stdout_file, std::ios::app);
     log << "$";
-    for (const auto& arg : child.argv) log << ' ' << arg;
+    // A registry URL may carry its password; the log never does.
+    for (const auto& arg : child.argv) log << ' ' << registry::registry_display_name(arg);
     log << "\n";
   }
   return run_child(child);
@@ -529,8 +530,7 @@ void Pipeline::export_onnx() {
 std::optional<registry::VersionInfo> champion_of(const Config& config, const std::string& registry_flag) {
   if (!config.promotion) return std::nullopt;
   const fs::path path = registry::registry_path(registry_flag);
-  std::error_code ec;
-  if (!fs::exists(path, ec)) return std::nullopt;
+  if (!registry::registry_exists(path)) return std::nullopt;
   registry::Registry reg(path, registry::Registry::Access::read, registry::default_options());
   registry::ModelRef ref;
   ref.kind = registry::ModelRef::Kind::alias;

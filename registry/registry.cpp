@@ -17,7 +17,9 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "common/files.h"
+#include "registry/postgres.h"
 #include "registry/schema.h"
+#include "registry/sqlite.h"
 
 #ifndef RECMODEL_VERSION
 #define RECMODEL_VERSION "0"
@@ -116,6 +118,19 @@ bool is_default_registry_path(const std::string& flag) {
   return flag.empty() && !(env && *env);
 }
 
+bool registry_exists(const fs::path& location) {
+  if (is_postgresql_url(location.string())) {
+    PostgresDatabase db(location.string(), default_options().lock_timeout_ms);
+    return has_registry(db);
+  }
+  std::error_code ec;
+  return fs::exists(location, ec);
+}
+
+std::string registry_display_name(const fs::path& location) {
+  return is_postgresql_url(location.string()) ? redact_url(location.string()) : location.string();
+}
+
 std::string current_user() {
   const char* env = std::getenv("RECMODEL_USER");
   if (env && *env) return env;
@@ -201,6 +216,15 @@ RegistryOptions default_options() {
 
 Registry::Registry(const fs::path& path, Access access, RegistryOptions options, bool create_directories)
     : options_(std::move(options)) {
+  if (is_postgresql_url(path.string())) {
+    db_ = std::make_unique<PostgresDatabase>(path.string(), options_.lock_timeout_ms);
+    if (access == Access::read && !has_registry(*db_))
+      fail<NotFoundError>("{}: no registry in this database yet ('recmodel registry register NAME --path DIR' "
+                          "creates it; or choose another --registry)",
+                          db_->path().string());
+    migration_backup_ = prepare_schema(*db_, true, options_.recmodel_version);
+    return;
+  }
   std::error_code ec;
   if (fs::is_directory(path, ec))
     fail<DataError>("{}: is a directory; --registry names the registry file (e.g. {})", path.string(),
@@ -234,7 +258,7 @@ Registry::Registry(const fs::path& path, Access access, RegistryOptions options,
       mode = OpenMode::read_only;
     }
   }
-  db_ = std::make_unique<Database>(path, mode, options_.lock_timeout_ms);
+  db_ = std::make_unique<SqliteDatabase>(path, mode, options_.lock_timeout_ms);
   db_->exec("PRAGMA foreign_keys = ON", "opening it");
   // In WAL mode NORMAL syncs at checkpoints, not at every commit: a crash of recmodel or of
   // the job loses nothing and a power cut can lose only the last commits, never corrupt the
@@ -253,6 +277,29 @@ std::string Registry::now() {
 }
 
 std::string Registry::who() const { return options_.user.empty() ? current_user() : options_.user; }
+
+template <typename Call>
+auto Registry::retrying(Call&& call) -> decltype(call()) {
+  auto* postgres = dynamic_cast<PostgresDatabase*>(db_.get());
+  // A call made inside another (lineage reads versions) leaves retrying to the outermost, whose
+  // snapshot the lost connection took with it.
+  struct Depth {
+    int& depth;
+    explicit Depth(int& d) : depth(d) { ++depth; }
+    ~Depth() { --depth; }
+  } depth(retry_depth_);
+  if (retry_depth_ > 1 || (postgres && !postgres->idle() && postgres->in_transaction())) postgres = nullptr;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.lock_timeout_ms);
+  for (;;) {
+    try {
+      return call();
+    } catch (const ConnectionLostError&) {
+      if (!postgres || std::chrono::steady_clock::now() >= deadline) throw;
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      postgres->reconnect(static_cast<int>(left.count()));
+    }
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Lookups
@@ -337,173 +384,191 @@ VersionInfo Registry::read_version(int64_t version_id, bool with_files) {
 // Reading
 
 std::vector<ModelInfo> Registry::list_models(const VersionFilter& filter) {
-  ReadTransaction snapshot(*db_);
-  std::string sql =
-      "SELECT m.id, m.name, m.description, m.created_at, m.created_by, "
-      "(SELECT count(*) FROM versions v WHERE v.model_id = m.id), "
-      "(SELECT max(v.version) FROM versions v WHERE v.model_id = m.id AND v.status = 'active'), "
-      "(SELECT max(v.created_at) FROM versions v WHERE v.model_id = m.id) "
-      "FROM models m WHERE 1";
-  if (filter.tag)
-    sql += filter.tag->second ? " AND EXISTS (SELECT 1 FROM model_tags t WHERE t.model_id = m.id AND t.key = ?1 AND "
-                                "t.value = ?2)"
-                              : " AND EXISTS (SELECT 1 FROM model_tags t WHERE t.model_id = m.id AND t.key = ?1)";
-  if (filter.alias) sql += " AND EXISTS (SELECT 1 FROM aliases a WHERE a.model_id = m.id AND a.alias = ?3)";
-  sql += " ORDER BY m.name";
-  Statement query(*db_, sql);
-  if (filter.tag) {
-    query.bind(1, filter.tag->first);
-    if (filter.tag->second) query.bind(2, *filter.tag->second);
-  }
-  if (filter.alias) query.bind(3, *filter.alias);
-  std::vector<ModelInfo> models;
-  std::map<int64_t, size_t> index;
-  while (query.step()) {
-    ModelInfo info;
-    info.name = query.text(1);
-    info.description = query.text(2);
-    info.created_at = query.text(3);
-    info.created_by = query.text(4);
-    info.version_count = query.int64(5);
-    info.latest = query.optional_int64(6);
-    info.updated_at = query.is_null(7) ? info.created_at : query.text(7);
-    index[query.int64(0)] = models.size();
-    models.push_back(std::move(info));
-  }
-  Statement tags(*db_, "SELECT model_id, key, value FROM model_tags ORDER BY model_id, key");
-  while (tags.step())
-    if (auto it = index.find(tags.int64(0)); it != index.end()) models[it->second].tags[tags.text(1)] = tags.text(2);
-  Statement aliases(*db_, "SELECT a.model_id, a.alias, v.version FROM aliases a JOIN versions v ON v.id = a.version_id");
-  while (aliases.step())
-    if (auto it = index.find(aliases.int64(0)); it != index.end())
-      models[it->second].aliases[aliases.text(1)] = aliases.int64(2);
-  return models;
+  return retrying([&] {
+    ReadTransaction snapshot(*db_);
+    std::string sql =
+        "SELECT m.id, m.name, m.description, m.created_at, m.created_by, "
+        "(SELECT count(*) FROM versions v WHERE v.model_id = m.id), "
+        "(SELECT max(v.version) FROM versions v WHERE v.model_id = m.id AND v.status = 'active'), "
+        "(SELECT max(v.created_at) FROM versions v WHERE v.model_id = m.id) "
+        "FROM models m WHERE 1 = 1";
+    if (filter.tag)
+      sql += filter.tag->second ? " AND EXISTS (SELECT 1 FROM model_tags t WHERE t.model_id = m.id AND t.key = ?1 AND "
+                                  "t.value = ?2)"
+                                : " AND EXISTS (SELECT 1 FROM model_tags t WHERE t.model_id = m.id AND t.key = ?1)";
+    if (filter.alias) sql += " AND EXISTS (SELECT 1 FROM aliases a WHERE a.model_id = m.id AND a.alias = ?3)";
+    sql += " ORDER BY m.name";
+    Statement query(*db_, sql);
+    if (filter.tag) {
+      query.bind(1, filter.tag->first);
+      if (filter.tag->second) query.bind(2, *filter.tag->second);
+    }
+    if (filter.alias) query.bind(3, *filter.alias);
+    std::vector<ModelInfo> models;
+    std::map<int64_t, size_t> index;
+    while (query.step()) {
+      ModelInfo info;
+      info.name = query.text(1);
+      info.description = query.text(2);
+      info.created_at = query.text(3);
+      info.created_by = query.text(4);
+      info.version_count = query.int64(5);
+      info.latest = query.optional_int64(6);
+      info.updated_at = query.is_null(7) ? info.created_at : query.text(7);
+      index[query.int64(0)] = models.size();
+      models.push_back(std::move(info));
+    }
+    Statement tags(*db_, "SELECT model_id, key, value FROM model_tags ORDER BY model_id, key");
+    while (tags.step())
+      if (auto it = index.find(tags.int64(0)); it != index.end()) models[it->second].tags[tags.text(1)] = tags.text(2);
+    Statement aliases(*db_, "SELECT a.model_id, a.alias, v.version FROM aliases a JOIN versions v ON v.id = a.version_id");
+    while (aliases.step())
+      if (auto it = index.find(aliases.int64(0)); it != index.end())
+        models[it->second].aliases[aliases.text(1)] = aliases.int64(2);
+    return models;
+  });
 }
 
 ModelInfo Registry::model(const std::string& name) {
-  validate_model_name(name);
-  ReadTransaction snapshot(*db_);
-  model_id(name);  // not found → a sentence with a suggestion
-  for (auto& info : list_models())
-    if (info.name == name) return info;
-  throw Error(ExitCode::internal, "a model vanished inside a transaction");
+  return retrying([&] {
+    validate_model_name(name);
+    ReadTransaction snapshot(*db_);
+    model_id(name);  // not found → a sentence with a suggestion
+    for (auto& info : list_models())
+      if (info.name == name) return info;
+    throw Error(ExitCode::internal, "a model vanished inside a transaction");
+  });
 }
 
 std::vector<VersionInfo> Registry::list_versions(const std::string& name, const VersionFilter& filter) {
-  ReadTransaction snapshot(*db_);
-  int64_t mid = model_id(name);
-  std::string sql = fmt::format("SELECT {} FROM versions v JOIN models m ON m.id = v.model_id WHERE v.model_id = ?1",
-                                kVersionColumns);
-  if (filter.status) sql += " AND v.status = ?2";
-  if (filter.tag)
-    sql += filter.tag->second ? " AND EXISTS (SELECT 1 FROM version_tags t WHERE t.version_id = v.id AND t.key = ?3 "
-                                "AND t.value = ?4)"
-                              : " AND EXISTS (SELECT 1 FROM version_tags t WHERE t.version_id = v.id AND t.key = ?3)";
-  if (filter.alias) sql += " AND EXISTS (SELECT 1 FROM aliases a WHERE a.version_id = v.id AND a.alias = ?5)";
-  sql += " ORDER BY v.version DESC";
-  if (filter.limit > 0) sql += " LIMIT ?6";
-  Statement query(*db_, sql);
-  query.bind(1, mid);
-  if (filter.status) query.bind(2, *filter.status);
-  if (filter.tag) {
-    query.bind(3, filter.tag->first);
-    if (filter.tag->second) query.bind(4, *filter.tag->second);
-  }
-  if (filter.alias) query.bind(5, *filter.alias);
-  if (filter.limit > 0) query.bind(6, filter.limit);
-  std::vector<VersionInfo> versions;
-  while (query.step()) versions.push_back(version_from_row(query));
-  return versions;
+  return retrying([&] {
+    ReadTransaction snapshot(*db_);
+    int64_t mid = model_id(name);
+    std::string sql = fmt::format("SELECT {} FROM versions v JOIN models m ON m.id = v.model_id WHERE v.model_id = ?1",
+                                  kVersionColumns);
+    if (filter.status) sql += " AND v.status = ?2";
+    if (filter.tag)
+      sql += filter.tag->second ? " AND EXISTS (SELECT 1 FROM version_tags t WHERE t.version_id = v.id AND t.key = ?3 "
+                                  "AND t.value = ?4)"
+                                : " AND EXISTS (SELECT 1 FROM version_tags t WHERE t.version_id = v.id AND t.key = ?3)";
+    if (filter.alias) sql += " AND EXISTS (SELECT 1 FROM aliases a WHERE a.version_id = v.id AND a.alias = ?5)";
+    sql += " ORDER BY v.version DESC";
+    if (filter.limit > 0) sql += " LIMIT ?6";
+    Statement query(*db_, sql);
+    query.bind(1, mid);
+    if (filter.status) query.bind(2, *filter.status);
+    if (filter.tag) {
+      query.bind(3, filter.tag->first);
+      if (filter.tag->second) query.bind(4, *filter.tag->second);
+    }
+    if (filter.alias) query.bind(5, *filter.alias);
+    if (filter.limit > 0) query.bind(6, filter.limit);
+    std::vector<VersionInfo> versions;
+    while (query.step()) versions.push_back(version_from_row(query));
+    return versions;
+  });
 }
 
 VersionInfo Registry::version(const ModelRef& ref, bool with_files) {
-  ReadTransaction snapshot(*db_);
-  return read_version(resolve(ref).version_id, with_files);
+  return retrying([&] {
+    ReadTransaction snapshot(*db_);
+    return read_version(resolve(ref).version_id, with_files);
+  });
 }
 
 std::vector<AliasMove> Registry::history(const std::string& name, const std::optional<std::string>& alias) {
-  ReadTransaction snapshot(*db_);
-  int64_t mid = model_id(name);
-  Statement query(*db_, alias ? "SELECT alias, from_version, to_version, moved_at, moved_by, reason FROM alias_history "
-                                "WHERE model_id = ?1 AND alias = ?2 ORDER BY id"
-                              : "SELECT alias, from_version, to_version, moved_at, moved_by, reason FROM alias_history "
-                                "WHERE model_id = ?1 ORDER BY id");
-  query.bind(1, mid);
-  if (alias) query.bind(2, *alias);
-  std::vector<AliasMove> moves;
-  while (query.step())
-    moves.push_back({name, query.text(0), query.optional_int64(1), query.optional_int64(2), query.text(3),
-                     query.text(4), query.text(5)});
-  if (alias && moves.empty()) {
-    ModelRef ref{ModelRef::Kind::alias, name, 0, *alias};
-    resolve(ref);  // throws the not-found sentence with suggestions
-  }
-  return moves;
+  return retrying([&] {
+    ReadTransaction snapshot(*db_);
+    int64_t mid = model_id(name);
+    Statement query(*db_, alias ? "SELECT alias, from_version, to_version, moved_at, moved_by, reason FROM alias_history "
+                                  "WHERE model_id = ?1 AND alias = ?2 ORDER BY id"
+                                : "SELECT alias, from_version, to_version, moved_at, moved_by, reason FROM alias_history "
+                                  "WHERE model_id = ?1 ORDER BY id");
+    query.bind(1, mid);
+    if (alias) query.bind(2, *alias);
+    std::vector<AliasMove> moves;
+    while (query.step())
+      moves.push_back({name, query.text(0), query.optional_int64(1), query.optional_int64(2), query.text(3),
+                       query.text(4), query.text(5)});
+    if (alias && moves.empty()) {
+      ModelRef ref{ModelRef::Kind::alias, name, 0, *alias};
+      resolve(ref);  // throws the not-found sentence with suggestions
+    }
+    return moves;
+  });
 }
 
 std::optional<int64_t> Registry::alias_at(const std::string& name, const std::string& alias, int64_t at_ms) {
-  ReadTransaction snapshot(*db_);
-  int64_t mid = model_id(name);
-  Statement query(*db_, "SELECT to_version FROM alias_history WHERE model_id = ?1 AND alias = ?2 AND moved_at <= ?3 "
-                        "ORDER BY id DESC LIMIT 1");
-  query.bind(1, mid).bind(2, alias).bind(3, format_time(at_ms));
-  if (!query.step()) return std::nullopt;
-  return query.optional_int64(0);
+  return retrying([&]() -> std::optional<int64_t> {
+    ReadTransaction snapshot(*db_);
+    int64_t mid = model_id(name);
+    Statement query(*db_, "SELECT to_version FROM alias_history WHERE model_id = ?1 AND alias = ?2 AND moved_at <= ?3 "
+                          "ORDER BY id DESC LIMIT 1");
+    query.bind(1, mid).bind(2, alias).bind(3, format_time(at_ms));
+    if (!query.step()) return std::nullopt;
+    return query.optional_int64(0);
+  });
 }
 
 std::vector<Evaluation> Registry::evaluations(const ModelRef& ref) {
-  ReadTransaction snapshot(*db_);
-  Resolved r = resolve(ref);
-  Statement query(*db_, "SELECT split, dataset_sha256, metrics, recorded_at, recorded_by, profile FROM evaluations "
-                        "WHERE version_id = ?1 ORDER BY id");
-  query.bind(1, r.version_id);
-  std::vector<Evaluation> out;
-  while (query.step()) {
-    out.push_back({query.text(0), query.optional_text(1), parse_json_column(query.text(2)), query.text(3), query.text(4)});
-    if (auto profile = query.optional_text(5)) out.back().profile = parse_json_column(*profile);
-  }
-  return out;
+  return retrying([&] {
+    ReadTransaction snapshot(*db_);
+    Resolved r = resolve(ref);
+    Statement query(*db_, "SELECT split, dataset_sha256, metrics, recorded_at, recorded_by, profile FROM evaluations "
+                          "WHERE version_id = ?1 ORDER BY id");
+    query.bind(1, r.version_id);
+    std::vector<Evaluation> out;
+    while (query.step()) {
+      out.push_back({query.text(0), query.optional_text(1), parse_json_column(query.text(2)), query.text(3), query.text(4),
+                     nullptr});
+      if (auto profile = query.optional_text(5)) out.back().profile = parse_json_column(*profile);
+    }
+    return out;
+  });
 }
 
 Lineage Registry::lineage(const ModelRef& ref) {
-  ReadTransaction snapshot(*db_);
-  Resolved r = resolve(ref);
-  Lineage lineage;
-  lineage.version = read_version(r.version_id, true);
-  std::set<std::string> seen{lineage.version.uri()};
-  std::optional<std::string> parent = lineage.version.parent;
-  Statement find_parent(*db_, "SELECT v.parent_name, v.parent_version FROM versions v JOIN models m ON m.id = "
-                              "v.model_id WHERE m.name = ?1 AND v.version = ?2");
-  while (parent && !seen.count(*parent)) {
-    seen.insert(*parent);
-    ModelRef parent_ref = parse_ref(*parent, false);
-    find_parent.reset();
-    find_parent.bind(1, parent_ref.name).bind(2, parent_ref.version);
-    if (!find_parent.step()) {
-      lineage.missing_ancestor = parent;
-      break;
+  return retrying([&] {
+    ReadTransaction snapshot(*db_);
+    Resolved r = resolve(ref);
+    Lineage lineage;
+    lineage.version = read_version(r.version_id, true);
+    std::set<std::string> seen{lineage.version.uri()};
+    std::optional<std::string> parent = lineage.version.parent;
+    Statement find_parent(*db_, "SELECT v.parent_name, v.parent_version FROM versions v JOIN models m ON m.id = "
+                                "v.model_id WHERE m.name = ?1 AND v.version = ?2");
+    while (parent && !seen.count(*parent)) {
+      seen.insert(*parent);
+      ModelRef parent_ref = parse_ref(*parent, false);
+      find_parent.reset();
+      find_parent.bind(1, parent_ref.name).bind(2, parent_ref.version);
+      if (!find_parent.step()) {
+        lineage.missing_ancestor = parent;
+        break;
+      }
+      lineage.ancestors.push_back(*parent);
+      parent = find_parent.is_null(0) ? std::nullopt
+                                      : std::optional<std::string>(version_uri(find_parent.text(0), find_parent.int64(1)));
     }
-    lineage.ancestors.push_back(*parent);
-    parent = find_parent.is_null(0) ? std::nullopt
-                                    : std::optional<std::string>(version_uri(find_parent.text(0), find_parent.int64(1)));
-  }
-  Statement children(*db_, "SELECT m.name, v.version FROM versions v JOIN models m ON m.id = v.model_id "
-                           "WHERE v.parent_name = ?1 AND v.parent_version = ?2 ORDER BY m.name, v.version");
-  children.bind(1, lineage.version.name).bind(2, lineage.version.version);
-  while (children.step()) lineage.children.push_back(version_uri(children.text(0), children.int64(1)));
-  Statement evaluations(*db_, "SELECT split, dataset_sha256, metrics, recorded_at, recorded_by FROM evaluations "
-                              "WHERE version_id = ?1 ORDER BY id");
-  evaluations.bind(1, r.version_id);
-  while (evaluations.step())
-    lineage.evaluations.push_back({evaluations.text(0), evaluations.optional_text(1),
-                                   parse_json_column(evaluations.text(2)), evaluations.text(3), evaluations.text(4)});
-  Statement locations(*db_, "SELECT kind, uri, details, recorded_at, recorded_by FROM locations WHERE version_id = ?1 "
-                            "ORDER BY kind, id");
-  locations.bind(1, r.version_id);
-  while (locations.step())
-    lineage.locations.push_back({locations.text(0), locations.text(1), parse_json_column(locations.text(2)),
-                                 locations.text(3), locations.text(4)});
-  return lineage;
+    Statement children(*db_, "SELECT m.name, v.version FROM versions v JOIN models m ON m.id = v.model_id "
+                             "WHERE v.parent_name = ?1 AND v.parent_version = ?2 ORDER BY m.name, v.version");
+    children.bind(1, lineage.version.name).bind(2, lineage.version.version);
+    while (children.step()) lineage.children.push_back(version_uri(children.text(0), children.int64(1)));
+    Statement evaluations(*db_, "SELECT split, dataset_sha256, metrics, recorded_at, recorded_by FROM evaluations "
+                                "WHERE version_id = ?1 ORDER BY id");
+    evaluations.bind(1, r.version_id);
+    while (evaluations.step())
+      lineage.evaluations.push_back({evaluations.text(0), evaluations.optional_text(1),
+                                     parse_json_column(evaluations.text(2)), evaluations.text(3), evaluations.text(4),
+                                     nullptr});
+    Statement locations(*db_, "SELECT kind, uri, details, recorded_at, recorded_by FROM locations WHERE version_id = ?1 "
+                              "ORDER BY kind, id");
+    locations.bind(1, r.version_id);
+    while (locations.step())
+      lineage.locations.push_back({locations.text(0), locations.text(1), parse_json_column(locations.text(2)),
+                                   locations.text(3), locations.text(4)});
+    return lineage;
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -531,9 +596,11 @@ VersionInfo Registry::register_version(const RegisterRequest& request) {
       mid = find.int64(0);
       number = find.int64(1);
     } else {
-      Statement insert(*db_, "INSERT INTO models (name, created_at, created_by) VALUES (?1, ?2, ?3)");
-      insert.bind(1, request.name).bind(2, at).bind(3, by).run();
-      mid = db_->last_insert_rowid();
+      Statement insert(*db_, "INSERT INTO models (name, created_at, created_by) VALUES (?1, ?2, ?3) RETURNING id");
+      insert.bind(1, request.name).bind(2, at).bind(3, by);
+      insert.step();
+      mid = insert.int64(0);
+      insert.reset();  // finished: SQLite cannot commit while a statement is mid-way
     }
   }
   std::optional<std::string> parent_name;
@@ -550,7 +617,7 @@ VersionInfo Registry::register_version(const RegisterRequest& request) {
                    "INSERT INTO versions (model_id, version, source_path, manifest_sha256, file_count, total_size, "
                    "metrics, params, dataset_sha256, parent_name, parent_version, base_checkpoint, created_at, "
                    "created_by, status, description) "
-                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'active', ?15)");
+                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'active', ?15) RETURNING id");
   insert.bind(1, mid)
       .bind(2, number)
       .bind(3, request.path.string())
@@ -565,9 +632,10 @@ VersionInfo Registry::register_version(const RegisterRequest& request) {
       .bind(12, request.base_checkpoint)
       .bind(13, at)
       .bind(14, by)
-      .bind(15, request.description)
-      .run();
-  int64_t vid = db_->last_insert_rowid();
+      .bind(15, request.description);
+  insert.step();
+  const int64_t vid = insert.int64(0);
+  insert.reset();
   Statement file(*db_, "INSERT INTO version_files (version_id, path, size, sha256) VALUES (?1, ?2, ?3, ?4)");
   for (const auto& entry : request.manifest.files) {
     file.bind(1, vid).bind(2, entry.path).bind(3, static_cast<int64_t>(entry.size)).bind(4, entry.sha256);
@@ -684,57 +752,63 @@ AliasMove Registry::remove_alias(const std::string& name, const std::string& ali
 }
 
 void Registry::tag(const ModelRef& ref, const Tags& set, const std::vector<std::string>& remove) {
-  for (const auto& [key, value] : set) {
-    validate_tag_key(key);
-    validate_tag_value(key, value);
-  }
-  for (const auto& key : remove) validate_tag_key(key);
-  WriteTransaction transaction(*db_);
-  bool on_model = ref.kind == ModelRef::Kind::model;
-  int64_t owner = on_model ? model_id(ref.name) : resolve(ref).version_id;
-  const char* table = on_model ? "model_tags" : "version_tags";
-  const char* column = on_model ? "model_id" : "version_id";
-  Statement upsert(*db_, fmt::format("INSERT INTO {} ({}, key, value) VALUES (?1, ?2, ?3) ON CONFLICT ({}, key) DO "
-                                     "UPDATE SET value = excluded.value",
-                                     table, column, column));
-  for (const auto& [key, value] : set) {
-    upsert.bind(1, owner).bind(2, key).bind(3, value);
-    upsert.run();
-  }
-  Statement erase(*db_, fmt::format("DELETE FROM {} WHERE {} = ?1 AND key = ?2", table, column));
-  for (const auto& key : remove) {
-    erase.bind(1, owner).bind(2, key);
-    erase.run();
-    if (db_->changes() == 0) fail<NotFoundError>("{} has no tag '{}' to remove", ref.uri(), key);
-  }
-  transaction.commit();
+  return retrying([&] {
+    for (const auto& [key, value] : set) {
+      validate_tag_key(key);
+      validate_tag_value(key, value);
+    }
+    for (const auto& key : remove) validate_tag_key(key);
+    WriteTransaction transaction(*db_);
+    bool on_model = ref.kind == ModelRef::Kind::model;
+    int64_t owner = on_model ? model_id(ref.name) : resolve(ref).version_id;
+    const char* table = on_model ? "model_tags" : "version_tags";
+    const char* column = on_model ? "model_id" : "version_id";
+    Statement upsert(*db_, fmt::format("INSERT INTO {} ({}, key, value) VALUES (?1, ?2, ?3) ON CONFLICT ({}, key) DO "
+                                       "UPDATE SET value = excluded.value",
+                                       table, column, column));
+    for (const auto& [key, value] : set) {
+      upsert.bind(1, owner).bind(2, key).bind(3, value);
+      upsert.run();
+    }
+    Statement erase(*db_, fmt::format("DELETE FROM {} WHERE {} = ?1 AND key = ?2", table, column));
+    for (const auto& key : remove) {
+      erase.bind(1, owner).bind(2, key);
+      erase.run();
+      if (db_->changes() == 0) fail<NotFoundError>("{} has no tag '{}' to remove", ref.uri(), key);
+    }
+    transaction.commit();
+  });
 }
 
 void Registry::set_model_description(const std::string& name, const std::string& description) {
-  WriteTransaction transaction(*db_);
-  Statement update(*db_, "UPDATE models SET description = ?1 WHERE id = ?2");
-  update.bind(1, description).bind(2, model_id(name)).run();
-  transaction.commit();
+  return retrying([&] {
+    WriteTransaction transaction(*db_);
+    Statement update(*db_, "UPDATE models SET description = ?1 WHERE id = ?2");
+    update.bind(1, description).bind(2, model_id(name)).run();
+    transaction.commit();
+  });
 }
 
 std::vector<std::string> Registry::set_status(const ModelRef& ref, const std::string& status, bool force) {
-  if (status != "active" && status != "archived")
-    throw Error(ExitCode::internal, "set_status: status must be active or archived");
-  WriteTransaction transaction(*db_);
-  Resolved r = resolve(ref);
-  std::vector<std::string> aliases;
-  Statement query(*db_, "SELECT alias FROM aliases WHERE version_id = ?1 ORDER BY alias");
-  query.bind(1, r.version_id);
-  while (query.step()) aliases.push_back(query.text(0));
-  std::string uri = version_uri(ref.name, r.version);
-  if (status == "archived" && !aliases.empty() && !force)
-    fail<UsageError>("{} is what alias {} points at; move {} first ('recmodel registry promote') or pass --force "
-                     "to archive it anyway",
-                     uri, join(aliases), aliases.size() == 1 ? "it" : "them");
-  Statement update(*db_, "UPDATE versions SET status = ?1 WHERE id = ?2");
-  update.bind(1, status).bind(2, r.version_id).run();
-  transaction.commit();
-  return aliases;
+  return retrying([&] {
+    if (status != "active" && status != "archived")
+      throw Error(ExitCode::internal, "set_status: status must be active or archived");
+    WriteTransaction transaction(*db_);
+    Resolved r = resolve(ref);
+    std::vector<std::string> aliases;
+    Statement query(*db_, "SELECT alias FROM aliases WHERE version_id = ?1 ORDER BY alias");
+    query.bind(1, r.version_id);
+    while (query.step()) aliases.push_back(query.text(0));
+    std::string uri = version_uri(ref.name, r.version);
+    if (status == "archived" && !aliases.empty() && !force)
+      fail<UsageError>("{} is what alias {} points at; move {} first ('recmodel registry promote') or pass --force "
+                       "to archive it anyway",
+                       uri, join(aliases), aliases.size() == 1 ? "it" : "them");
+    Statement update(*db_, "UPDATE versions SET status = ?1 WHERE id = ?2");
+    update.bind(1, status).bind(2, r.version_id).run();
+    transaction.commit();
+    return aliases;
+  });
 }
 
 std::vector<AliasMove> Registry::delete_version(const ModelRef& ref, bool force) {

@@ -16,7 +16,7 @@
 
 #include "registry/manifest.h"
 #include "registry/reference.h"
-#include "registry/sqlite.h"
+#include "registry/database.h"
 
 namespace recmodel::registry {
 
@@ -124,11 +124,17 @@ struct RegistryOptions {
   std::string recmodel_version = "0";   // recorded in the file's meta table
 };
 
-// Returns the registry file: `flag` (--registry) when given, else $RECMODEL_REGISTRY, else
-// $XDG_DATA_HOME/recmodel/registry.db, else ~/.local/share/recmodel/registry.db.
+// Returns the registry: `flag` (--registry) when given, else $RECMODEL_REGISTRY, else
+// $XDG_DATA_HOME/recmodel/registry.db, else ~/.local/share/recmodel/registry.db. A
+// postgresql:// URL is returned as it is.
 fs::path registry_path(const std::string& flag);
 // Returns whether registry_path(flag) is the default location (created with its folders when missing).
 bool is_default_registry_path(const std::string& flag);
+// Returns whether a registry is there: the file exists, or the PostgreSQL database holds the
+// registry's tables (an unreachable server is an error, not "no registry").
+bool registry_exists(const fs::path& location);
+// Returns the location for messages: a postgresql:// URL without its password.
+std::string registry_display_name(const fs::path& location);
 
 // Returns who is acting: $RECMODEL_USER, else the login name, with "@host".
 std::string current_user();
@@ -145,12 +151,18 @@ class Registry {
  public:
   enum class Access { read, write };
 
-  // Opens the registry at `path`. read: the file must exist (NotFoundError otherwise) and may
-  // be read-only. write: creates it (mode 0600) when missing; its directory must exist unless
+  // Opens the registry at `path`: an SQLite file, or a PostgreSQL database when it is a
+  // postgresql:// URL (registry/postgres.h). read: the file (or the database's tables) must
+  // exist (NotFoundError otherwise) and a file may be read-only. write: creates the file (mode
+  // 0600) or the tables when missing; a file's directory must exist unless
   // `create_directories`. Both migrate an older schema and refuse a newer one.
   Registry(const fs::path& path, Access access, RegistryOptions options = {}, bool create_directories = false);
 
+  // The file, or the URL without its password: what messages name.
   const fs::path& path() const { return db_->path(); }
+  Dialect dialect() const { return db_->dialect(); }
+  // The connection, for whole-registry work (registry/migrate.h).
+  Database& database() { return *db_; }
   // Returns the backup made by a migration when this open migrated the file, else "".
   const std::string& migration_backup() const { return migration_backup_; }
 
@@ -204,10 +216,16 @@ class Registry {
                        std::optional<int64_t> to_version_id, std::optional<int64_t> to_version, const std::string& reason);
   std::string now();
   std::string who() const;
+  // Runs `call` again after reconnecting when a PostgreSQL server went away (a restart) while it
+  // ran: only for reads and idempotent changes, and only outside a caller's transaction, within
+  // the lock timeout. An SQLite registry runs it once.
+  template <typename Call>
+  auto retrying(Call&& call) -> decltype(call());
 
   std::unique_ptr<Database> db_;
   RegistryOptions options_;
   std::string migration_backup_;
+  int retry_depth_ = 0;
 };
 
 // What a command that takes --model REF gets: the directory, and for registry references the

@@ -10,6 +10,8 @@
 #include <thread>
 
 #include "common/error.h"
+#include "registry/postgres.h"
+#include "registry/sqlite.h"
 
 namespace recmodel::registry {
 
@@ -141,7 +143,7 @@ std::string written_by(Database& db) {
 
 // Switches the file to write-ahead logging (readers never block the writer). The switch
 // needs a moment of exclusive access, so it is retried while another process holds the file.
-void enable_wal(Database& db) {
+void enable_wal(SqliteDatabase& db) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(db.busy_timeout_ms());
   for (int attempt = 0;; ++attempt) {
     try {
@@ -157,7 +159,7 @@ void enable_wal(Database& db) {
 }
 
 // Copies the whole database to a new 0600 file beside it and returns that file's path.
-std::string backup(Database& db, int64_t from_version) {
+std::string backup(SqliteDatabase& db, int64_t from_version) {
   fs::path target;
   int fd = -1;
   for (int n = 0; n < 1000 && fd < 0; ++n) {
@@ -214,7 +216,7 @@ struct FileState {
 
 // Reads the three in one statement, so they come from one snapshot even while another
 // process is creating the schema.
-FileState read_state(Database& db) {
+FileState read_state(SqliteDatabase& db) {
   Statement query(db, "SELECT (SELECT application_id FROM pragma_application_id), "
                       "(SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_master)");
   query.step();
@@ -222,7 +224,7 @@ FileState read_state(Database& db) {
 }
 
 // Refuses a newer or foreign file; returns whether the file is at the current version.
-bool check_state(Database& db, const FileState& state, const std::string& recmodel_version) {
+bool check_state(SqliteDatabase& db, const FileState& state, const std::string& recmodel_version) {
   const std::string file = db.path().string();
   if (state.application_id == kApplicationId && state.version > schema_version())
     fail<DataError>("{}: the registry has schema version {} (written by recmodel {}); this recmodel {} understands "
@@ -238,7 +240,9 @@ bool check_state(Database& db, const FileState& state, const std::string& recmod
 
 }  // namespace
 
-std::string prepare_schema(Database& db, bool writable, const std::string& recmodel_version) {
+namespace {
+
+std::string prepare_sqlite(SqliteDatabase& db, bool writable, const std::string& recmodel_version) {
   FileState state = read_state(db);
   if (check_state(db, state, recmodel_version)) return "";
   if (!writable)
@@ -263,6 +267,86 @@ std::string prepare_schema(Database& db, bool writable, const std::string& recmo
   meta.bind(1, recmodel_version).run();
   transaction.commit();
   return backup_path;
+}
+
+// PostgreSQL keeps the schema version in the meta table (there is no user_version), with a
+// marker that tells recmodel's tables from another program's.
+struct DatabaseState {
+  bool meta = false;          // a table named meta exists
+  bool registry_tables = false;  // models or versions exist
+  std::string application;    // meta's marker
+  int64_t version = 0;
+};
+
+constexpr const char* kApplicationMarker = "recmodel-registry";
+
+DatabaseState read_state(PostgresDatabase& db) {
+  DatabaseState state;
+  // pg_tables is read under the statement's snapshot (to_regclass can answer from a stale cache
+  // that has not seen another upgrader's tables yet).
+  Statement tables(db, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND "
+                       "tablename = 'meta'), EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = "
+                       "current_schema() AND tablename IN ('models', 'versions'))");
+  tables.step();
+  state.meta = tables.int64(0) != 0;
+  state.registry_tables = tables.int64(1) != 0;
+  if (state.meta) {
+    Statement meta(db, "SELECT key, value FROM meta WHERE key IN ('application', 'schema_version')");
+    while (meta.step()) {
+      if (meta.text(0) == "application") state.application = meta.text(1);
+      if (meta.text(0) == "schema_version") state.version = std::strtoll(meta.text(1).c_str(), nullptr, 10);
+    }
+  }
+  return state;
+}
+
+// Refuses a newer or foreign database; returns whether it is at the current version.
+bool check_state(PostgresDatabase& db, const DatabaseState& state, const std::string& recmodel_version) {
+  const std::string name = db.path().string();
+  if ((state.meta && state.application != kApplicationMarker) || (!state.meta && state.registry_tables))
+    fail<DataError>("{}: not a recmodel registry (the database has tables of another program named meta, models or "
+                    "versions); choose another database or schema for --registry",
+                    name);
+  if (state.meta && state.version > schema_version())
+    fail<DataError>("{}: the registry has schema version {} (written by recmodel {}); this recmodel {} understands "
+                    "up to version {}. Upgrade recmodel to use it; the database was left unchanged",
+                    name, state.version, written_by(db), recmodel_version, schema_version());
+  return state.meta && state.version == schema_version();
+}
+
+std::string prepare_postgres(PostgresDatabase& db, const std::string& recmodel_version) {
+  if (check_state(db, read_state(db), recmodel_version)) return "";
+  // DDL is transactional in PostgreSQL: the whole migration commits or none of it does, and the
+  // write lock keeps a second upgrader (and every writer) waiting until it has.
+  WriteTransaction transaction(db);
+  const DatabaseState state = read_state(db);
+  if (check_state(db, state, recmodel_version)) {
+    transaction.commit();
+    return "";
+  }
+  for (int64_t step = state.meta ? state.version : 0; step < schema_version(); ++step)
+    db.exec(migrations()[static_cast<size_t>(step)], "migrating it");
+  Statement meta(db, "INSERT INTO meta (key, value) VALUES (?1, ?2) "
+                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+  meta.bind(1, "application").bind(2, kApplicationMarker).run();
+  meta.bind(1, "schema_version").bind(2, std::to_string(schema_version())).run();
+  meta.bind(1, "written_by").bind(2, recmodel_version).run();
+  transaction.commit();
+  return "";
+}
+
+}  // namespace
+
+bool has_registry(Database& db) {
+  if (db.dialect() == Dialect::sqlite) return true;  // an SQLite registry is a file that exists
+  const DatabaseState state = read_state(static_cast<PostgresDatabase&>(db));
+  return state.meta || state.registry_tables;
+}
+
+std::string prepare_schema(Database& db, bool writable, const std::string& recmodel_version) {
+  if (db.dialect() == Dialect::postgresql)
+    return prepare_postgres(static_cast<PostgresDatabase&>(db), recmodel_version);
+  return prepare_sqlite(static_cast<SqliteDatabase&>(db), writable, recmodel_version);
 }
 
 }  // namespace recmodel::registry

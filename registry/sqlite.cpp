@@ -40,10 +40,56 @@ std::string seconds_text(int ms) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
+// Statements
+
+class SqliteCursor : public Cursor {
+ public:
+  SqliteCursor(SqliteDatabase& db, std::string_view sql) : db_(&db) {
+    int rc = sqlite3_prepare_v2(db.handle(), sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr);
+    if (rc != SQLITE_OK) db.raise(rc, "reading it");
+  }
+  ~SqliteCursor() override {
+    if (stmt_) sqlite3_finalize(stmt_);
+  }
+  void bind_int64(int index, int64_t value) override { sqlite3_bind_int64(stmt_, index, value); }
+  void bind_double(int index, double value) override { sqlite3_bind_double(stmt_, index, value); }
+  void bind_text(int index, std::string_view value) override {
+    sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+  }
+  void bind_null(int index) override { sqlite3_bind_null(stmt_, index); }
+
+  bool step() override {
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    // The statement's own code is generic after a failed step; the connection has the real one.
+    int code = sqlite3_extended_errcode(db_->handle());
+    db_->raise(code ? code : rc, sqlite3_stmt_readonly(stmt_) ? "reading it" : "updating it");
+  }
+  void reset() override {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+  int64_t int64(int column) const override { return sqlite3_column_int64(stmt_, column); }
+  double real(int column) const override { return sqlite3_column_double(stmt_, column); }
+  std::string text(int column) const override {
+    const unsigned char* value = sqlite3_column_text(stmt_, column);
+    int size = sqlite3_column_bytes(stmt_, column);
+    return value ? std::string(reinterpret_cast<const char*>(value), static_cast<size_t>(size)) : std::string();
+  }
+  bool is_null(int column) const override { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+
+ private:
+  SqliteDatabase* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// ---------------------------------------------------------------------------------------------
 // Database
 
-Database::Database(const fs::path& path, OpenMode mode, int busy_timeout_ms)
-    : path_(path), busy_timeout_ms_(busy_timeout_ms), read_only_(mode == OpenMode::read_only) {
+SqliteDatabase::SqliteDatabase(const fs::path& path, OpenMode mode, int busy_timeout_ms)
+    : Database(path, busy_timeout_ms, mode == OpenMode::read_only) {
   if (mode == OpenMode::create) {
     // SQLite would create the file 0644; a registry holds who did what, so 0600. The -wal and
     // -shm files SQLite makes later copy the database file's permissions.
@@ -77,19 +123,19 @@ Database::Database(const fs::path& path, OpenMode mode, int busy_timeout_ms)
   sqlite3_busy_handler(db_, busy_handler, &busy_);
 }
 
-Database::~Database() {
+SqliteDatabase::~SqliteDatabase() {
   if (db_) sqlite3_close_v2(db_);
 }
 
-void Database::raise(int rc, std::string_view what) const {
+void SqliteDatabase::raise(int rc, std::string_view what) const {
   std::string detail = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
-  const std::string file = path_.string();
+  const std::string file = path().string();
   switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
       fail<IntegrityError>("{}: the registry stayed locked by another process for more than {} while {}; retry "
                            "when the other job has finished, or wait longer with --lock-timeout SECONDS",
-                           file, seconds_text(busy_timeout_ms_), what);
+                           file, seconds_text(busy_timeout_ms()), what);
     case SQLITE_READONLY:
       fail<DataError>("{}: the registry is read-only ({}) while {}; it needs write permission on the file and "
                       "its directory",
@@ -112,7 +158,7 @@ void Database::raise(int rc, std::string_view what) const {
   }
 }
 
-void Database::exec(std::string_view sql, std::string_view what) {
+void SqliteDatabase::exec(std::string_view sql, std::string_view what) {
   std::string text(sql);
   char* message = nullptr;
   int rc = sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &message);
@@ -120,130 +166,28 @@ void Database::exec(std::string_view sql, std::string_view what) {
   if (rc != SQLITE_OK) raise(rc, what);
 }
 
-int64_t Database::query_int(std::string_view sql) {
-  Statement statement(*this, sql);
-  return statement.step() ? statement.int64(0) : 0;
+std::unique_ptr<Cursor> SqliteDatabase::prepare(std::string_view sql) {
+  return std::make_unique<SqliteCursor>(*this, sql);
 }
 
-std::string Database::query_text(std::string_view sql) {
-  Statement statement(*this, sql);
-  return statement.step() ? statement.text(0) : std::string();
-}
-
-int64_t Database::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
-
-int Database::changes() const { return sqlite3_changes(db_); }
-
-// ---------------------------------------------------------------------------------------------
-// Statement
-
-Statement::Statement(Database& db, std::string_view sql) : db_(&db) {
-  int rc = sqlite3_prepare_v2(db.handle(), sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr);
-  if (rc != SQLITE_OK) db.raise(rc, "reading it");
-}
-
-Statement::Statement(Statement&& other) noexcept : db_(other.db_), stmt_(other.stmt_) { other.stmt_ = nullptr; }
-
-Statement::~Statement() {
-  if (stmt_) sqlite3_finalize(stmt_);
-}
-
-Statement& Statement::bind(int index, int64_t value) {
-  sqlite3_bind_int64(stmt_, index, value);
-  return *this;
-}
-
-Statement& Statement::bind(int index, double value) {
-  sqlite3_bind_double(stmt_, index, value);
-  return *this;
-}
-
-Statement& Statement::bind(int index, std::string_view value) {
-  sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
-  return *this;
-}
-
-Statement& Statement::bind(int index, const std::optional<int64_t>& value) {
-  return value ? bind(index, *value) : bind_null(index);
-}
-
-Statement& Statement::bind(int index, const std::optional<std::string>& value) {
-  return value ? bind(index, std::string_view(*value)) : bind_null(index);
-}
-
-Statement& Statement::bind_null(int index) {
-  sqlite3_bind_null(stmt_, index);
-  return *this;
-}
-
-bool Statement::step() {
-  int rc = sqlite3_step(stmt_);
-  if (rc == SQLITE_ROW) return true;
-  if (rc == SQLITE_DONE) return false;
-  // The statement's own code is generic after a failed step; the connection has the real one.
-  int code = sqlite3_extended_errcode(db_->handle());
-  db_->raise(code ? code : rc, sqlite3_stmt_readonly(stmt_) ? "reading it" : "updating it");
-}
-
-void Statement::run() {
-  while (step()) {
-  }
-  reset();
-}
-
-void Statement::reset() {
-  sqlite3_reset(stmt_);
-  sqlite3_clear_bindings(stmt_);
-}
-
-int64_t Statement::int64(int column) const { return sqlite3_column_int64(stmt_, column); }
-
-double Statement::real(int column) const { return sqlite3_column_double(stmt_, column); }
-
-std::string Statement::text(int column) const {
-  const unsigned char* value = sqlite3_column_text(stmt_, column);
-  int size = sqlite3_column_bytes(stmt_, column);
-  return value ? std::string(reinterpret_cast<const char*>(value), static_cast<size_t>(size)) : std::string();
-}
-
-bool Statement::is_null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
-
-std::optional<int64_t> Statement::optional_int64(int column) const {
-  if (is_null(column)) return std::nullopt;
-  return int64(column);
-}
-
-std::optional<std::string> Statement::optional_text(int column) const {
-  if (is_null(column)) return std::nullopt;
-  return text(column);
-}
+int SqliteDatabase::changes() const { return sqlite3_changes(db_); }
 
 // ---------------------------------------------------------------------------------------------
 // Transactions
 
-WriteTransaction::WriteTransaction(Database& db) : db_(db) {
-  db_.exec("BEGIN IMMEDIATE");
-  open_ = true;
+// BEGIN IMMEDIATE takes the write lock up front (waiting up to the busy timeout).
+void SqliteDatabase::begin_write() { exec("BEGIN IMMEDIATE"); }
+
+bool SqliteDatabase::begin_read() {
+  if (!sqlite3_get_autocommit(db_)) return false;
+  exec("BEGIN", "reading it");
+  return true;
 }
 
-WriteTransaction::~WriteTransaction() {
-  if (open_) sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
-}
+void SqliteDatabase::commit() { exec("COMMIT"); }
 
-void WriteTransaction::commit() {
-  db_.exec("COMMIT");
-  open_ = false;
-}
-
-ReadTransaction::ReadTransaction(Database& db) : db_(db) {
-  if (sqlite3_get_autocommit(db_.handle())) {
-    db_.exec("BEGIN");
-    began_ = true;
-  }
-}
-
-ReadTransaction::~ReadTransaction() {
-  if (began_) sqlite3_exec(db_.handle(), "COMMIT", nullptr, nullptr, nullptr);
+void SqliteDatabase::rollback() noexcept {
+  if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
 }  // namespace recmodel::registry

@@ -36,6 +36,9 @@ debian_packages=(
   # `recmodel drift` is checked against SciPy; encrypted remotes are decrypted by an independent
   # reader built on python3-cryptography.
   python3-scipy python3-cryptography
+  # The registry on PostgreSQL: libpq to build; the server (initdb, pg_ctl) for the throw-away
+  # one the tests and the benchmark start, and psql to look at it.
+  libpq-dev postgresql postgresql-client
 )
 
 missing=()

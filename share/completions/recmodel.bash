@@ -117,7 +117,7 @@ _recmodel_remote() {
 
 # The subcommands of 'recmodel registry' and the options of each.
 _recmodel_registry_subcommands="register list show promote unalias tag compare lineage history rollback \
-verify archive delete"
+verify archive delete migrate"
 _recmodel_registry_opts() {
     case "$1" in
         register)
@@ -129,6 +129,7 @@ _recmodel_registry_opts() {
         history) echo "--at" ;;
         archive) echo "--restore --force" ;;
         delete) echo "--force" ;;
+        migrate) echo "--to" ;;
     esac
 }
 
@@ -148,7 +149,7 @@ _recmodel_registry() {
     done
     case "$prev" in
         --path|--dataset) _recmodel_dirs "$cur"; return 0 ;;
-        --manifest|--registry) _recmodel_files "$cur"; return 0 ;;
+        --manifest|--registry|--to) _recmodel_files "$cur"; return 0 ;;
         --status) COMPREPLY=($(compgen -W "active archived all" -- "$cur")); return 0 ;;
         --lock-timeout|--threads|--tag|--description|--parent|--base-checkpoint|--metric|--param|--alias|\
 --limit|--reason|--expect|--remove|--at)
