@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <regex>
 #include <set>
@@ -12,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/registry_backends.h"
 #include "tests/support.h"
 
 namespace t = recmodel::testing;
@@ -98,23 +100,24 @@ std::set<std::string> bash_complete(const std::vector<std::string>& words) {
   return offered;
 }
 
-}  // namespace
+bool registry_is_url(const fs::path& db) { return db.string().rfind("postgresql://", 0) == 0; }
 
-TEST_CASE("registry: register, list, promote, history, rollback, compare and lineage from the command line") {
-  t::TempDir dir;
-  fs::path db = dir / "reg" / "registry.db";
-  fs::create_directories(dir / "reg");
-  fs::path v1 = make_model(dir / "intent-v1", "weights-one");
-  fs::path v2 = make_model(dir / "intent-v2", "weights-two!");
+// The whole command-line flow on one registry: `db` is a file or a postgresql:// URL.
+void check_registry_commands(const fs::path& work, const fs::path& db) {
+  const bool sqlite = !registry_is_url(db);
+  fs::path v1 = make_model(work / "intent-v1", "weights-one");
+  fs::path v2 = make_model(work / "intent-v2", "weights-two!");
   t::write_text(v1 / "recmodel.json", R"({"metrics": {"accuracy": 0.9}, "parameters": {"lr": 5e-05}})");
 
   auto first = registry(db, {"register", "intent", "--path", v1.string(), "--description", "first"});
   CHECK(first.err == "");
   REQUIRE(first.exit_code == 0);
   CHECK(std::regex_match(first.out, std::regex(R"(registered models:/intent/1 \(5 files, \d+ B, manifest [0-9a-f]{12}\)\n)")));
-  struct stat st {};
-  REQUIRE(stat(db.c_str(), &st) == 0);
-  CHECK((st.st_mode & 0777) == 0600);
+  if (sqlite) {
+    struct stat st {};
+    REQUIRE(stat(db.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+  }
 
   auto second = json_of(registry(db, {"--json", "register", "models:/intent", "--path", v2.string(), "--parent", "1",
                                       "--tag", "team=search", "--metric", "accuracy=0.93", "--param", "lr=3e-05"}));
@@ -204,6 +207,111 @@ TEST_CASE("registry: register, list, promote, history, rollback, compare and lin
   CHECK(fs::exists(v1 / "model.safetensors"));
 }
 
+}  // namespace
+
+TEST_CASE("registry: register, list, promote, history, rollback, compare and lineage from the command line, on SQLite and PostgreSQL") {
+  t::TempDir dir;
+  fs::create_directories(dir / "reg");
+  const std::vector<std::string> locations = {(dir / "reg" / "registry.db").string(), t::fresh_postgres_database()};
+  for (size_t i = 0; i < locations.size(); ++i) {
+    CAPTURE(locations[i]);
+    check_registry_commands(dir / std::to_string(i), locations[i]);
+  }
+}
+
+TEST_CASE("registry on PostgreSQL: the URL from --registry or RECMODEL_REGISTRY, its password never printed, migrate both ways, exit 5 when the server is away") {
+  t::TempDir dir;
+  const t::PostgresServer& server = t::postgres_server();
+  const std::string url = t::fresh_postgres_database();
+  // The same URL with the password in it, as a user may write it.
+  std::string with_password = url;
+  with_password.insert(with_password.find('@'), ":" + server.password);
+  const std::string secret = server.password;
+  auto no_secret = [&](const t::RunResult& result) {
+    INFO("stdout: " << result.out << "\nstderr: " << result.err);
+    CHECK(result.out.find(secret) == std::string::npos);
+    CHECK(result.err.find(secret) == std::string::npos);
+  };
+
+  auto empty = registry(with_password, {"list"});
+  no_secret(empty);
+  CHECK(empty.exit_code == 4);
+  CHECK(empty.err == "recmodel: error: " + url + ": no registry in this database yet ('recmodel registry register NAME "
+                     "--path DIR' creates it; or choose another --registry)\n");
+
+  fs::path model = make_model(dir / "m1", "weights-one");
+  auto registered = t::run_recmodel({"registry", "register", "intent", "--path", model.string()}, "",
+                                    {"RECMODEL_REGISTRY=" + with_password});
+  no_secret(registered);
+  REQUIRE(registered.exit_code == 0);
+  CHECK(registered.out.rfind("registered models:/intent/1 (4 files", 0) == 0);
+  REQUIRE(registry(url, {"register", "intent", "--path", make_model(dir / "m2", "weights-two").string(), "--tag",
+                         "team=search", "--metric", "accuracy=0.9"})
+              .exit_code == 0);
+  REQUIRE(registry(url, {"promote", "intent/1", "--alias", "production", "--reason", "launch"}).exit_code == 0);
+  REQUIRE(registry(url, {"promote", "intent/2", "--alias", "production"}).exit_code == 0);
+  auto unknown = registry(with_password, {"show", "models:/intnet/1"});
+  no_secret(unknown);
+  CHECK(unknown.exit_code == 4);
+  CHECK(unknown.err == "recmodel: error: no model 'intnet' in the registry " + url +
+                           " (did you mean 'intent'?); 'recmodel registry list' shows the models\n");
+
+  // PostgreSQL -> a new file -> a new database: the same versions, aliases and history.
+  fs::path file = dir / "copy.db";
+  auto to_file = json_of(registry(with_password, {"--json", "migrate", "--to", file.string()}));
+  CHECK(to_file["from"] == url);
+  CHECK(to_file["verified"] == true);
+  CHECK(to_file["tables"]["versions"] == 2);
+  CHECK(to_file["tables"]["alias_history"] == 2);
+  const std::string second = t::fresh_postgres_database();
+  auto to_second = registry(file, {"migrate", "--to", second});
+  CHECK(to_second.exit_code == 0);
+  CHECK(to_second.out.rfind("copied " + file.string() + " to " + second + ", every row verified:\n", 0) == 0);
+  for (const std::string& location : {url, file.string(), second}) {
+    CAPTURE(location);
+    auto history = json_of(registry(location, {"history", "intent@production", "--json"}));
+    REQUIRE(history["moves"].size() == 2);
+    CHECK(history["moves"][0]["reason"] == "launch");
+    CHECK(history["moves"][1]["to"] == 2);
+    auto versions = json_of(registry(location, {"list", "intent", "--json"}));
+    REQUIRE(versions["versions"].size() == 2);
+    CHECK(versions["versions"][0]["tags"]["team"] == "search");
+    // A new version continues the numbering on every copy.
+    auto third = json_of(registry(location, {"--json", "register", "intent", "--path", model.string()}));
+    CHECK(third["uri"] == "models:/intent/3");
+  }
+
+  // Into a registry that has models: refused, nothing merged, no file left.
+  auto into_full = registry(dir / "fresh.db", {"migrate", "--to", url});
+  CHECK(into_full.exit_code == 4);  // the source must exist first
+  auto refused = registry(file, {"migrate", "--to", with_password});
+  no_secret(refused);
+  CHECK(refused.exit_code == 2);
+  CHECK(refused.err == "recmodel: error: " + url +
+                           ": already holds a registry (1 model); migrate into an empty one (nothing is merged)\n");
+  auto to_existing_file = registry(url, {"migrate", "--to", file.string()});
+  CHECK(to_existing_file.exit_code == 2);
+  auto to_bad_dir = registry(url, {"migrate", "--to", (dir / "nowhere" / "r.db").string()});
+  CHECK(to_bad_dir.exit_code == 4);
+  CHECK(!fs::exists(dir / "nowhere"));
+
+  // A server that is not there, and a wrong password: exit 5 and one line without the password.
+  auto away = registry("postgresql://ci:" + secret + "@127.0.0.1:1/models?connect_timeout=3", {"list"});
+  no_secret(away);
+  CHECK(away.exit_code == 5);
+  CHECK(away.err.rfind("recmodel: error: postgresql://ci@127.0.0.1:1/models?connect_timeout=3: cannot connect to the "
+                       "registry's PostgreSQL server (",
+                       0) == 0);
+  CHECK(std::count(away.err.begin(), away.err.end(), '\n') == 1);
+  std::string wrong = url;
+  wrong.insert(wrong.find('@'), ":not-the-password");
+  auto login = registry(wrong, {"list"});
+  CHECK(login.exit_code == 5);
+  CHECK(login.err.find("not-the-password") == std::string::npos);
+  CHECK(login.err.find("refused the login") != std::string::npos);
+  CHECK(std::count(login.err.begin(), login.err.end(), '\n') == 1);
+}
+
 TEST_CASE("registry: broken, missing, locked and newer registry files give one error line and their exit code") {
   t::TempDir dir;
   fs::path model = make_model(dir / "m", "w");
@@ -264,7 +372,7 @@ TEST_CASE("registry: every subcommand's options are in the man page and the bash
   REQUIRE(help.exit_code == 0);
   auto subcommands = help_subcommands(help.out);
   CHECK(subcommands == std::vector<std::string>{"register", "list", "show", "promote", "unalias", "tag", "compare",
-                                                "lineage", "history", "rollback", "verify", "archive", "delete"});
+                                                "lineage", "history", "rollback", "verify", "archive", "delete", "migrate"});
   std::string page = t::read_text(kSource / "man/recmodel-registry.1");
   std::string plain;
   for (size_t i = 0; i < page.size(); ++i) {
