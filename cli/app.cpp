@@ -33,6 +33,7 @@ const std::vector<CommandEntry>& command_table() {
   static const std::vector<CommandEntry> table = {
       {"preprocess", "Clean, label, split and tokenize CSV/TSV/JSONL data into a prepared dataset", register_preprocess},
       {"init", "Create a randomly initialised BERT classifier from a preset (tiny, mini, small, base)", nullptr},
+      {"pretrain", "Masked-LM pretraining on unlabelled text (titles, queries, reviews): a BERT to fine-tune, no download", nullptr},
       {"train", "Fine-tune a BERT classifier on a prepared dataset (CPU or CUDA), resumable", nullptr},
       {"evaluate", "Metrics of a model on a split, or of a predictions file (scikit-learn's values); CI quality gates", nullptr},
       {"predict", "Labels and probabilities for texts from a file or stdin, streamed as JSONL in input order", nullptr},

@@ -8,6 +8,7 @@
 #include "commands/init.h"
 #include "commands/pipeline.h"
 #include "commands/predict.h"
+#include "commands/pretrain.h"
 #include "commands/quantize.h"
 #include "commands/report.h"
 #include "commands/serve.h"
@@ -16,7 +17,8 @@
 int main(int argc, char** argv) {
   recmodel::tune_allocator();
   recmodel::ModelRuntime runtime;
-  runtime.commands = {{"init", recmodel::register_init},         {"train", recmodel::register_train},
+  runtime.commands = {{"init", recmodel::register_init},         {"pretrain", recmodel::register_pretrain},
+                      {"train", recmodel::register_train},
                       {"evaluate", recmodel::register_evaluate}, {"predict", recmodel::register_predict},
                       {"quantize", recmodel::register_quantize}, {"export", recmodel::register_export},
                       {"serve", recmodel::register_serve},       {"pipeline", recmodel::register_pipeline},

@@ -14,6 +14,8 @@
 #include "data/labels.h"
 #include "data/prepared_dataset.h"
 #include "model/checkpoint.h"
+#include "model/model_open.h"
+#include "registry/registry.h"
 
 namespace recmodel {
 
@@ -27,12 +29,59 @@ struct InitOptions {
   std::string data;
   std::string task = "classification";
   std::string out;
+  std::string from;  // a pretrained encoder (recmodel pretrain, a Hugging Face BERT) to put a head on
   uint64_t seed = 42;
   bool force = false;
   const CLI::Option* task_option = nullptr;
+  const CLI::Option* preset_option = nullptr;
 };
 
+// init --from DIR --data DIR: the encoder of DIR with a new head for the dataset's labels.
+void run_init_from(const InitOptions& options, const Console& console) {
+  if (options.data.empty())
+    fail<UsageError>("--from needs the dataset whose labels the new head answers: --data DIR (recmodel preprocess)");
+  if (!options.vocab.empty() || options.cased || !options.labels.empty() || options.preset_option->count() > 0 ||
+      options.task_option->count() > 0)
+    fail<UsageError>("--from brings the architecture and tokenizer, --data the labels and task: drop --preset, "
+                     "--vocab, --cased, --labels and --task");
+  auto dataset = data::PreparedDataset::open(options.data);
+  const registry::ResolvedModel base = registry::resolve_model(options.from, console.options().registry);
+  StagingDir staging(options.out, options.force);
+  torch::manual_seed(options.seed);
+  model::OpenedModel opened = model::open_for_training(base.path, options.from, dataset, /*reset_head=*/true,
+                                                       [&](const std::string& line) { console.warn("{}", line); });
+  nlohmann::json lineage = {
+      {"recmodel_version", RECMODEL_VERSION},
+      {"created_by", "init"},
+      {"base_model", base.version ? base.version->uri() : options.from},
+      {"init", {{"from", options.from}, {"seed", options.seed}, {"initialized", opened.loaded.initialized},
+                {"dropped", opened.loaded.ignored}}},
+      {"dataset", {{"path", options.data}, {"manifest_sha256", dataset.manifest_sha256}}},
+  };
+  model::save_model(staging.path(), opened.loaded.model, opened.tokenizer, lineage);
+  staging.commit();
+  const model::BertConfig& config = opened.loaded.config;
+  nlohmann::json document = {
+      {"out", options.out},
+      {"from", options.from},
+      {"initialized", opened.loaded.initialized},
+      {"dropped", opened.loaded.ignored},
+      {"labels", config.problem_type == model::ProblemType::regression ? nlohmann::json::array()
+                                                                       : nlohmann::json(config.labels)},
+      {"seed", options.seed},
+  };
+  console.result(document, [&](std::FILE* out) {
+    fmt::print(out, "wrote {}: the encoder of {} ({} layers, hidden {}) with a new {}\n", options.out, options.from,
+               config.num_hidden_layers, config.hidden_size,
+               config.problem_type == model::ProblemType::regression
+                   ? std::string("regression head")
+                   : fmt::format("head for {} labels ({})", config.labels.size(), fmt::join(config.labels, ", ")));
+    fmt::print(out, "train it with 'recmodel train --model {} --data {}'\n", options.out, options.data);
+  });
+}
+
 void run_init(const InitOptions& options, const Console& console) {
+  if (!options.from.empty()) return run_init_from(options, console);
   if (options.vocab.empty() == options.data.empty())
     fail<UsageError>("give the vocabulary with --vocab FILE, or a prepared dataset with --data DIR (its "
                      "tokenizer and labels are used), not both");
@@ -127,9 +176,14 @@ CommandAction register_init(CLI::App& command, const Console& console) {
       "with Hugging Face's initializer: normal(0, 0.02) weights, zero biases, unit LayerNorm.\n"
       "Presets: tiny (2 layers, hidden 128), mini (4, 256), small (4, 512), base (12, 768: BERT-base).");
   const char* model_group = "Model";
-  command.add_option("--preset", options->preset, "Architecture size")
+  options->preset_option = command.add_option("--preset", options->preset, "Architecture size")
       ->check(one_of(model::preset_names()))
       ->capture_default_str()
+      ->group(model_group);
+  command.add_option("--from", options->from,
+                     "A pretrained encoder (recmodel pretrain, a Hugging Face BERT; a directory or models:/ "
+                     "reference) to put a new head on, for the labels of --data")
+      ->type_name("REF")
       ->group(model_group);
   command.add_option("--seed", options->seed, "Seed of the random weights; the same seed gives the same model")
       ->check(whole_number())

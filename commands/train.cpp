@@ -8,6 +8,7 @@
 
 #include "cli/progress.h"
 #include "cli/suggest.h"
+#include "commands/stop_signals.h"
 #include "distributed/agreement.h"
 #include "distributed/launcher.h"
 #include "distributed/process_group.h"
@@ -37,31 +38,6 @@ struct TrainOptions {
   int nproc_per_node = 1;     // > 1: start that many local workers (a job without torchrun)
   double dist_timeout = 300;  // seconds to reach the store, and for every collective
   training::TrainConfig config;
-};
-
-// Restores the previous SIGINT/SIGTERM handlers when training ends.
-class StopSignals {
- public:
-  StopSignals() {
-    training::Trainer::stop_requested() = false;
-    previous_int_ = std::signal(SIGINT, handle);
-    previous_term_ = std::signal(SIGTERM, handle);
-  }
-  ~StopSignals() {
-    std::signal(SIGINT, previous_int_);
-    std::signal(SIGTERM, previous_term_);
-  }
-
- private:
-  static void handle(int signal) {
-    // A second signal stops at once, as users expect from Ctrl-C pressed twice.
-    if (training::Trainer::stop_requested().exchange(true)) {
-      std::signal(signal, SIG_DFL);
-      std::raise(signal);
-    }
-  }
-  void (*previous_int_)(int);
-  void (*previous_term_)(int);
 };
 
 // What a rank builds before its first step; on the heap, since the trainer keeps references into it.

@@ -172,14 +172,19 @@ torch::Tensor BertPoolerImpl::forward(const torch::Tensor& hidden) {
   return torch::tanh(dense(hidden.index({Slice(), 0})));
 }
 
-BertModelImpl::BertModelImpl(const BertConfig& config) {
+BertModelImpl::BertModelImpl(const BertConfig& config, bool with_pooler) {
   embeddings = register_module("embeddings", BertEmbeddings(config));
   encoder = register_module("encoder", BertEncoder(config));
-  pooler = register_module("pooler", BertPooler(config));
+  if (with_pooler) pooler = register_module("pooler", BertPooler(config));
 }
 
 torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
                                      const torch::Tensor& attention_mask) {
+  return pooler(encode(input_ids, token_type_ids, attention_mask));
+}
+
+torch::Tensor BertModelImpl::encode(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                                    const torch::Tensor& attention_mask) {
   auto hidden = embeddings(input_ids, token_type_ids);
   // Hugging Face's extended mask: (1 - mask) * the dtype's lowest value, broadcast over heads and queries.
   auto dtype = hidden.scalar_type();
@@ -188,7 +193,7 @@ torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch
                   : dtype == torch::kBFloat16 ? -3.38953139e38
                                               : static_cast<double>(std::numeric_limits<float>::lowest());
   auto additive_mask = (1.0 - attention_mask.to(dtype).unsqueeze(1).unsqueeze(2)) * lowest;
-  return pooler(encoder(hidden, additive_mask));
+  return encoder(hidden, additive_mask);
 }
 
 BertForSequenceClassificationImpl::BertForSequenceClassificationImpl(const BertConfig& cfg) : config(cfg) {
@@ -233,5 +238,49 @@ void BertForSequenceClassificationImpl::initialize_weights() {
 }
 
 void BertForSequenceClassificationImpl::initialize_head() { initialize_module(*classifier, config.initializer_range); }
+
+void BertForSequenceClassificationImpl::initialize_pooler() {
+  initialize_module(*bert->pooler->dense, config.initializer_range);
+}
+
+BertPredictionHeadTransformImpl::BertPredictionHeadTransformImpl(const BertConfig& config) {
+  dense = register_module("dense", torch::nn::Linear(config.hidden_size, config.hidden_size));
+  LayerNorm = register_module("LayerNorm", layer_norm(config));
+}
+
+torch::Tensor BertPredictionHeadTransformImpl::forward(const torch::Tensor& hidden) {
+  return LayerNorm(torch::gelu(dense(hidden)));
+}
+
+BertLMPredictionHeadImpl::BertLMPredictionHeadImpl(const BertConfig& config) {
+  transform = register_module("transform", BertPredictionHeadTransform(config));
+  bias = register_parameter("bias", torch::zeros({config.vocab_size}));
+}
+
+torch::Tensor BertLMPredictionHeadImpl::forward(const torch::Tensor& hidden, const torch::Tensor& word_embeddings) {
+  return torch::nn::functional::linear(transform(hidden), word_embeddings.to(hidden.dtype()), bias.to(hidden.dtype()));
+}
+
+BertOnlyMLMHeadImpl::BertOnlyMLMHeadImpl(const BertConfig& config) {
+  predictions = register_module("predictions", BertLMPredictionHead(config));
+}
+
+BertForMaskedLMImpl::BertForMaskedLMImpl(const BertConfig& cfg) : config(cfg) {
+  bert = register_module("bert", BertModel(config, /*with_pooler=*/false));
+  cls = register_module("cls", BertOnlyMLMHead(config));
+}
+
+torch::Tensor BertForMaskedLMImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                                           const torch::Tensor& attention_mask, const torch::Tensor& positions) {
+  torch::Tensor hidden = bert->encode(input_ids, token_type_ids, attention_mask);
+  hidden = hidden.reshape({-1, hidden.size(-1)}).index_select(0, positions);
+  return cls->predictions->forward(hidden, bert->embeddings->word_embeddings->weight);
+}
+
+void BertForMaskedLMImpl::initialize_weights() {
+  apply([&](torch::nn::Module& module) { initialize_module(module, config.initializer_range); });
+  torch::NoGradGuard no_grad;
+  cls->predictions->bias.zero_();
+}
 
 }  // namespace recmodel::model

@@ -113,10 +113,14 @@ struct BertPoolerImpl : torch::nn::Module {
 TORCH_MODULE(BertPooler);
 
 struct BertModelImpl : torch::nn::Module {
-  explicit BertModelImpl(const BertConfig& config);
+  // Without the pooler for the masked-LM model, as Hugging Face's BertForMaskedLM (add_pooling_layer=False).
+  explicit BertModelImpl(const BertConfig& config, bool with_pooler = true);
   // Returns the pooled [CLS] representation (batch, hidden).
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
                         const torch::Tensor& attention_mask);
+  // Returns the last hidden states of every position (batch, seq, hidden).
+  torch::Tensor encode(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                       const torch::Tensor& attention_mask);
 
   BertEmbeddings embeddings{nullptr};
   BertEncoder encoder{nullptr};
@@ -136,6 +140,8 @@ struct BertForSequenceClassificationImpl : torch::nn::Module {
   void initialize_weights();
   // Initializes only the classification head (a checkpoint without one).
   void initialize_head();
+  // Initializes the pooler (a pretrained encoder without one: BertForMaskedLM).
+  void initialize_pooler();
   // Returns the names of the modules that run in int8 (recmodel quantize); empty for fp32.
   std::vector<std::string> int8_modules() const;
 
@@ -145,5 +151,51 @@ struct BertForSequenceClassificationImpl : torch::nn::Module {
   torch::nn::Linear classifier{nullptr};
 };
 TORCH_MODULE(BertForSequenceClassification);
+
+// --- masked-LM pretraining (recmodel pretrain) ---
+// cls.predictions.transform: dense, GELU, LayerNorm.
+struct BertPredictionHeadTransformImpl : torch::nn::Module {
+  explicit BertPredictionHeadTransformImpl(const BertConfig& config);
+  torch::Tensor forward(const torch::Tensor& hidden);
+
+  torch::nn::Linear dense{nullptr};
+  torch::nn::LayerNorm LayerNorm{nullptr};
+};
+TORCH_MODULE(BertPredictionHeadTransform);
+
+// cls.predictions: the transform, then the decoder whose weight is the word-embedding matrix
+// (tied, as in Hugging Face), plus its own bias.
+struct BertLMPredictionHeadImpl : torch::nn::Module {
+  explicit BertLMPredictionHeadImpl(const BertConfig& config);
+  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& word_embeddings);
+
+  BertPredictionHeadTransform transform{nullptr};
+  torch::Tensor bias;
+};
+TORCH_MODULE(BertLMPredictionHead);
+
+struct BertOnlyMLMHeadImpl : torch::nn::Module {
+  explicit BertOnlyMLMHeadImpl(const BertConfig& config);
+
+  BertLMPredictionHead predictions{nullptr};
+};
+TORCH_MODULE(BertOnlyMLMHead);
+
+// BERT with the masked-LM head, parameter names exactly Hugging Face's BertForMaskedLM
+// (bert.* without a pooler, cls.predictions.*; the decoder weight is bert.embeddings.word_embeddings.weight).
+struct BertForMaskedLMImpl : torch::nn::Module {
+  explicit BertForMaskedLMImpl(const BertConfig& config);
+  // Returns the vocabulary logits of the `positions` (a flat index into batch * seq) only: the
+  // masked ones, so the decoder runs on 15% of the tokens.
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                        const torch::Tensor& attention_mask, const torch::Tensor& positions);
+  // Hugging Face's _init_weights over every module (seed torch's generator first).
+  void initialize_weights();
+
+  BertConfig config;
+  BertModel bert{nullptr};
+  BertOnlyMLMHead cls{nullptr};
+};
+TORCH_MODULE(BertForMaskedLM);
 
 }  // namespace recmodel::model

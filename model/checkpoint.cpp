@@ -310,14 +310,20 @@ LoadedModel load_model(const fs::path& dir, const std::function<void(const std::
     assigned.insert(name);
   }
   std::vector<std::string> missing_encoder;
+  bool pooler_missing = false;
   for (const auto& [name, parameter] : parameters) {
     if (assigned.count(name)) continue;
-    if (name.rfind("classifier.", 0) == 0) loaded.initialized.push_back(name);
+    // A pretrained encoder (BertForMaskedLM, BertModel without pooling) has no pooler: it is
+    // drawn with the head, as Hugging Face does.
+    const bool pooler = name.rfind("bert.pooler.", 0) == 0;
+    pooler_missing |= pooler;
+    if (pooler || name.rfind("classifier.", 0) == 0) loaded.initialized.push_back(name);
     else missing_encoder.push_back(name);
   }
   if (!missing_encoder.empty())
     fail<DataError>("{}: the checkpoint lacks {} encoder tensor(s), e.g. {}", loaded.weights_file.string(),
                     missing_encoder.size(), missing_encoder.front());
+  if (pooler_missing) loaded.model->initialize_pooler();
   if (!loaded.initialized.empty()) {
     loaded.model->initialize_head();
     warn(fmt::format("{} has no classification head for these labels; initialized {} (train it before use)",
@@ -335,6 +341,79 @@ void save_model(const fs::path& dir, BertForSequenceClassification& model, const
   nlohmann::json config = model->config.to_json();
   std::vector<std::string> int8 = model->int8_modules();
   if (!int8.empty()) config[kInt8Section] = int8_section(*model, int8);
+  write_file_atomic(dir / "config.json", config.dump(2) + "\n");
+  tokenizer.save(dir);
+  write_file_atomic(dir / "recmodel.json", pretty_json(lineage) + "\n");
+}
+
+LoadedMaskedLM load_masked_lm(const fs::path& dir) {
+  if (!fs::is_directory(dir)) fail<NotFoundError>("{}: no such model directory", dir.string());
+  LoadedMaskedLM loaded;
+  const fs::path config_path = dir / "config.json";
+  loaded.config = BertConfig::from_json(read_json_file(config_path), config_path.string());
+  if (fs::exists(dir / "vocab.txt")) {
+    size_t entries = tokenizer::Vocab::load(dir / "vocab.txt").size();
+    if (static_cast<int64_t>(entries) > loaded.config.vocab_size)
+      fail<DataError>("{}: vocab.txt has {} entries but config.json's vocab_size is {}", dir.string(), entries,
+                      loaded.config.vocab_size);
+  }
+  NamedTensors tensors = read_checkpoint_tensors(dir, &loaded.weights_file);
+  check_config_against_weights(loaded.config, config_path.string(), tensors, loaded.weights_file.string(),
+                               /*new_head=*/true);
+  loaded.model = BertForMaskedLM(loaded.config);
+  loaded.model->initialize_weights();  // what the checkpoint lacks (a head) starts as Hugging Face draws it
+  std::map<std::string, torch::Tensor> parameters;
+  for (auto& item : loaded.model->named_parameters()) parameters.emplace(item.key(), item.value());
+  std::set<std::string> assigned;
+  torch::NoGradGuard no_grad;
+  for (auto& [raw_name, tensor] : tensors) {
+    const std::string name = canonical_name(raw_name);
+    // The decoder is the word-embedding matrix (tied) and its bias cls.predictions.bias.
+    if (name == "cls.predictions.decoder.weight" || name == "cls.predictions.decoder.bias") continue;
+    auto it = parameters.find(name);
+    if (it == parameters.end()) {
+      loaded.dropped.push_back(raw_name);
+      continue;
+    }
+    if (!tensor.is_floating_point())
+      fail<DataError>("{}: tensor {} has integer type {}, expected floating point (an int8 model cannot be "
+                      "pretrained; use its fp32 source)",
+                      loaded.weights_file.string(), raw_name, std::string(c10::toString(tensor.scalar_type())));
+    if (tensor.sizes() != it->second.sizes())
+      fail<DataError>("{}: tensor {} has shape [{}], config.json implies [{}]", loaded.weights_file.string(), raw_name,
+                      fmt::join(tensor.sizes().vec(), ", "), fmt::join(it->second.sizes().vec(), ", "));
+    torch::Tensor value = tensor.to(torch::kFloat);
+    if (!torch::isfinite(value).all().item<bool>())
+      fail<DataError>("{}: tensor {} holds NaN or infinite values", loaded.weights_file.string(), raw_name);
+    it->second.copy_(value);
+    assigned.insert(name);
+  }
+  std::vector<std::string> missing_encoder;
+  for (const auto& [name, parameter] : parameters) {
+    if (assigned.count(name)) continue;
+    if (name.rfind("cls.", 0) == 0) loaded.added.push_back(name);
+    else missing_encoder.push_back(name);
+  }
+  if (!missing_encoder.empty())
+    fail<DataError>("{}: the checkpoint lacks {} encoder tensor(s), e.g. {}", loaded.weights_file.string(),
+                    missing_encoder.size(), missing_encoder.front());
+  return loaded;
+}
+
+void save_masked_lm(const fs::path& dir, BertForMaskedLM& model, const tokenizer::BertTokenizer& tokenizer,
+                    const nlohmann::json& lineage) {
+  NamedTensors tensors;
+  // The tied decoder is stored once, as bert.embeddings.word_embeddings.weight (Hugging Face's
+  // safetensors files drop cls.predictions.decoder.weight the same way).
+  for (const auto& item : model->named_parameters()) tensors.emplace_back(item.key(), item.value());
+  write_safetensors(dir / "model.safetensors", tensors, {{"format", "pt"}});
+  // No classes: Hugging Face's default two generic labels, as its own BertForMaskedLM configs carry.
+  BertConfig described = model->config;
+  described.labels = {"LABEL_0", "LABEL_1"};
+  described.problem_type = ProblemType::single_label_classification;
+  nlohmann::json config = described.to_json();
+  config["architectures"] = {"BertForMaskedLM"};
+  config.erase("problem_type");
   write_file_atomic(dir / "config.json", config.dump(2) + "\n");
   tokenizer.save(dir);
   write_file_atomic(dir / "recmodel.json", pretty_json(lineage) + "\n");

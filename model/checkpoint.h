@@ -38,4 +38,22 @@ NamedTensors read_checkpoint_tensors(const fs::path& dir, fs::path* used_file = 
 void save_model(const fs::path& dir, BertForSequenceClassification& model, const tokenizer::BertTokenizer& tokenizer,
                 const nlohmann::json& lineage);
 
+// A masked-LM model folder (recmodel pretrain's, or any Hugging Face BERT) opened to pretrain
+// further: what the checkpoint lacks of the MLM head is drawn fresh (`added`), what the MLM model
+// does not use (a pooler, a classifier, BertForPreTraining's next-sentence head) is `dropped`.
+struct LoadedMaskedLM {
+  BertForMaskedLM model{nullptr};
+  BertConfig config;
+  fs::path weights_file;
+  std::vector<std::string> added, dropped;
+};
+
+LoadedMaskedLM load_masked_lm(const fs::path& dir);
+
+// Writes the Hugging Face BertForMaskedLM layout (config.json with architectures
+// ["BertForMaskedLM"], model.safetensors with cls.predictions.* and the tied decoder stored once),
+// the tokenizer files and recmodel.json into `dir` (which must exist).
+void save_masked_lm(const fs::path& dir, BertForMaskedLM& model, const tokenizer::BertTokenizer& tokenizer,
+                    const nlohmann::json& lineage);
+
 }  // namespace recmodel::model

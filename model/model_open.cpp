@@ -1,5 +1,7 @@
 #include "model/model_open.h"
 
+#include <map>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -16,6 +18,30 @@ std::pair<BertConfig, tokenizer::BertTokenizer> read_description(const fs::path&
   if (!fs::is_directory(dir, ec)) fail<NotFoundError>("{}: no such model directory (--model)", dir.string());
   BertConfig config = BertConfig::from_json_file(dir / "config.json");
   return {std::move(config), tokenizer::BertTokenizer::from_model_dir(dir)};
+}
+
+// The architecture config.json names when it is an encoder without a classification head
+// (BertForMaskedLM from recmodel pretrain, BertModel, BertForPreTraining); "" otherwise.
+std::string pretrained_encoder_architecture(const fs::path& dir) {
+  const nlohmann::json doc = read_json_file(dir / "config.json");
+  const auto it = doc.find("architectures");
+  if (it == doc.end() || !it->is_array() || it->empty() || !(*it)[0].is_string()) return "";
+  const std::string name = (*it)[0].get<std::string>();
+  for (const char* encoder : {"BertForMaskedLM", "BertModel", "BertForPreTraining"})
+    if (name == encoder) return name;
+  return "";
+}
+
+std::string names_in_brief(const std::vector<std::string>& names) {
+  if (names.empty()) return "nothing";
+  std::map<std::string, size_t> groups;  // "cls.predictions.*" -> tensors
+  for (const std::string& name : names) {
+    const size_t first = name.find('.'), second = first == std::string::npos ? first : name.find('.', first + 1);
+    groups[second == std::string::npos ? name : name.substr(0, second) + ".*"]++;
+  }
+  std::vector<std::string> parts;
+  for (const auto& [group, count] : groups) parts.push_back(fmt::format("{} ({})", group, count));
+  return fmt::format("{}", fmt::join(parts, ", "));
 }
 
 std::string describe_head(const data::ModelSummary& summary) {
@@ -58,8 +84,10 @@ OpenedModel open_for_training(const fs::path& dir, const std::string& name, cons
                               bool reset_head, const Warn& warn) {
   auto [config, tokenizer] = read_description(dir);
   const data::ModelSummary checkpoint = describe_model(name, config, tokenizer);
-  const bool keep_head = data::same_head(dataset, checkpoint);
-  if (!keep_head && !reset_head) {
+  // A pretrained encoder has no head to keep: it gets one for the dataset's labels.
+  const std::string encoder = pretrained_encoder_architecture(dir);
+  const bool keep_head = encoder.empty() && data::same_head(dataset, checkpoint);
+  if (!keep_head && !reset_head && encoder.empty()) {
     // The checkpoint as it is, checked as evaluate and quantize check it: the same message for
     // another vocabulary, task or a label the head lacks (with the remedy train has).
     constexpr const char* kRemedy = "pass --reset-head to train a new head";
@@ -83,8 +111,14 @@ OpenedModel open_for_training(const fs::path& dir, const std::string& name, cons
     const std::vector<std::string> labels =
         target.regression ? std::vector<std::string>{config.labels.empty() ? "LABEL_0" : config.labels.front()}
                           : target.labels;
-    loaded = load_model(dir, warn, &labels,
+    auto quiet = [](const std::string&) {};
+    loaded = load_model(dir, encoder.empty() ? warn : Warn(quiet), &labels,
                         target.regression ? ProblemType::regression : ProblemType::single_label_classification);
+    if (!encoder.empty())
+      warn(fmt::format("{} is a pretrained encoder ({}): dropped {}; added a new {}: {}", name, encoder,
+                       names_in_brief(loaded.ignored),
+                       target.regression ? std::string("regression head") : "head for labels [" + data::label_list(target.labels, 20) + "]",
+                       names_in_brief(loaded.initialized)));
   }
   if (!loaded.model->int8_modules().empty())
     fail<DataError>("{}: is an int8 model (recmodel quantize), which cannot be trained; train its fp32 source and "

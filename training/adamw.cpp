@@ -157,4 +157,16 @@ double gradient_norm(const std::vector<torch::Tensor>& params) {
   return torch::stack(norms).norm(2).item<double>();
 }
 
+std::vector<ParamGroup> weight_decay_groups(const torch::OrderedDict<std::string, torch::Tensor>& parameters,
+                                            double weight_decay) {
+  auto no_decay = [](const std::string& name) {
+    const std::string bias = ".bias";
+    return (name.size() >= bias.size() && name.compare(name.size() - bias.size(), bias.size(), bias) == 0) ||
+           name == "bias" || name.find("LayerNorm.") != std::string::npos;
+  };
+  ParamGroup decay{{}, weight_decay}, plain{{}, 0.0};
+  for (const auto& item : parameters) (no_decay(item.key()) ? plain : decay).params.push_back(item.value());
+  return {std::move(decay), std::move(plain)};
+}
+
 }  // namespace recmodel::training

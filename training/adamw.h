@@ -48,6 +48,11 @@ class AdamW {
   double beta1_, beta2_, eps_;
 };
 
+// Returns the parameters in two groups, Hugging Face's: `weight_decay` for weights, none for
+// biases and LayerNorm parameters.
+std::vector<ParamGroup> weight_decay_groups(const torch::OrderedDict<std::string, torch::Tensor>& parameters,
+                                            double weight_decay);
+
 // Returns the global L2 norm of the gradients of `params` (undefined gradients count as zero).
 double gradient_norm(const std::vector<torch::Tensor>& params);
 

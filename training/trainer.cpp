@@ -20,6 +20,7 @@
 #include "metrics/regression.h"
 #include "model/predictor.h"
 #include "storage/hashing.h"
+#include "training/autocast.h"
 #include "training/batching.h"
 
 namespace recmodel::training {
@@ -34,52 +35,10 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Mixed precision on CUDA: autocast to bf16/fp16 for the forward pass; the API moved in 2.4.
-class AutocastScope {
- public:
-  AutocastScope(bool enabled, torch::ScalarType dtype) : enabled_(enabled) {
-    if (!enabled_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_dtype(at::kCUDA, dtype);
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-#else
-    at::autocast::set_autocast_gpu_dtype(dtype);
-    at::autocast::set_enabled(true);
-#endif
-  }
-  ~AutocastScope() {
-    if (!enabled_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_enabled(at::kCUDA, false);
-#else
-    at::autocast::set_enabled(false);
-#endif
-    at::autocast::clear_cache();
-  }
-
- private:
-  bool enabled_;
-};
-
-bool no_decay(const std::string& name) {
-  auto ends_with = [&](const std::string& suffix) {
-    return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-  };
-  return ends_with(".bias") || name.find("LayerNorm.") != std::string::npos;
-}
-
 model::NamedTensors named_parameters(model::BertForSequenceClassification& model) {
   model::NamedTensors tensors;
   for (const auto& item : model->named_parameters()) tensors.emplace_back(item.key(), item.value());
   return tensors;
-}
-
-// The dropout seed of optimizer step `step` on rank `rank` of a job: drawn afresh at every step,
-// so a restarted or resumed job continues with exactly the masks it would have drawn.
-uint64_t step_seed(uint64_t seed, int64_t step, int rank) {
-  SplitMix64 mix(seed ^ (static_cast<uint64_t>(step) * 0x9E3779B97F4A7C15ULL) ^
-                 (static_cast<uint64_t>(rank + 1) * 0xC2B2AE3D27D4EB4FULL));
-  return mix.next();
 }
 
 // SHA-256 of the parameters' names, shapes and bytes: two ranks started from other models differ here.
@@ -94,11 +53,13 @@ std::string parameters_sha256(model::BertForSequenceClassification& model) {
   return hash.hex();
 }
 
-void load_parameters(model::BertForSequenceClassification& model, const fs::path& file) {
+}  // namespace
+
+void load_parameters(torch::nn::Module& module, const fs::path& file) {
   model::NamedTensors tensors = model::read_safetensors(file);
   std::map<std::string, torch::Tensor> by_name(tensors.begin(), tensors.end());
   torch::NoGradGuard no_grad;
-  for (auto& item : model->named_parameters()) {
+  for (auto& item : module.named_parameters()) {
     auto it = by_name.find(item.key());
     if (it == by_name.end()) fail<DataError>("{}: checkpoint lacks tensor {}", file.string(), item.key());
     if (it->second.sizes() != item.value().sizes())
@@ -107,7 +68,11 @@ void load_parameters(model::BertForSequenceClassification& model, const fs::path
   }
 }
 
-}  // namespace
+uint64_t step_seed(uint64_t seed, int64_t step, int rank) {
+  SplitMix64 mix(seed ^ (static_cast<uint64_t>(step) * 0x9E3779B97F4A7C15ULL) ^
+                 (static_cast<uint64_t>(rank + 1) * 0xC2B2AE3D27D4EB4FULL));
+  return mix.next();
+}
 
 double linear_schedule(int64_t step, int64_t warmup, int64_t total) {
   if (step < warmup) return static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, warmup));
@@ -157,10 +122,7 @@ Trainer::Trainer(TrainConfig config, model::LoadedModel& loaded, const data::Pre
     fail<UsageError>("--patience needs a dev split to watch; {} has none", dataset_.dir.string());
 
   loaded_.model->to(device_);
-  ParamGroup decay{{}, config_.weight_decay}, plain{{}, 0.0};
-  for (const auto& item : loaded_.model->named_parameters())
-    (no_decay(item.key()) ? plain : decay).params.push_back(item.value());
-  optimizer_ = std::make_unique<AdamW>(std::vector<ParamGroup>{std::move(decay), std::move(plain)});
+  optimizer_ = std::make_unique<AdamW>(weight_decay_groups(loaded_.model->named_parameters(), config_.weight_decay));
 }
 
 void Trainer::map_labels(Batch& batch, const data::DatasetSplit& split, const std::vector<size_t>& indices) const {
@@ -385,7 +347,7 @@ void Trainer::load_checkpoint(State& state) {
   }
   if (!changed.empty())
     fail<UsageError>("--resume needs the settings of the interrupted run: {}", fmt::format("{}", fmt::join(changed, "; ")));
-  load_parameters(loaded_.model, dir / "model.safetensors");
+  load_parameters(*loaded_.model, dir / "model.safetensors");
   optimizer_->load(dir / "optimizer.pt", device_);
   torch::Tensor rng;
   torch::load(rng, (dir / "rng.pt").string());
@@ -418,7 +380,7 @@ void Trainer::save_best(const State&) {
   staging.commit();
 }
 
-void Trainer::load_best() { load_parameters(loaded_.model, work_dir_ / "best" / "model.safetensors"); }
+void Trainer::load_best() { load_parameters(*loaded_.model, work_dir_ / "best" / "model.safetensors"); }
 
 TrainResult Trainer::run(bool resume, const std::function<void(const StepReport&)>& on_step) {
   auto& model = loaded_.model;

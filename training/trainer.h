@@ -48,6 +48,14 @@ struct TrainConfig {
 // warmup steps: Hugging Face's get_linear_schedule_with_warmup.
 double linear_schedule(int64_t step, int64_t warmup, int64_t total);
 
+// Copies the tensors of a checkpoint's model.safetensors into `module`'s parameters (same names
+// and shapes, else DataError).
+void load_parameters(torch::nn::Module& module, const fs::path& file);
+
+// The dropout seed of optimizer step `step` on rank `rank` of a job: drawn afresh at every step,
+// so a restarted or resumed job continues with exactly the masks it would have drawn.
+uint64_t step_seed(uint64_t seed, int64_t step, int rank);
+
 // Returns the metric the trainer selects by when none is given: accuracy, or mae for regression.
 std::string default_metric(data::Task task);
 

@@ -8,7 +8,7 @@
 
 # Options valid with every command (and before it).
 _recmodel_global_opts="--json -q --quiet -v --verbose --registry --threads --no-progress -h --help"
-_recmodel_commands="preprocess init train evaluate predict tokenize vocab quantize export registry remote push pull sync ls serve pipeline drift report help"
+_recmodel_commands="preprocess init pretrain train evaluate predict tokenize vocab quantize export registry remote push pull sync ls serve pipeline drift report help"
 
 # Prints the options of one command, global options excluded.
 _recmodel_command_opts() {
@@ -29,7 +29,11 @@ _recmodel_command_opts() {
         vocab)
             echo "--input --lowercase --size --min-frequency --limit-alphabet --unused --out --force" ;;
         init)
-            echo "--preset --seed --vocab --cased --labels --task --data --out --force" ;;
+            echo "--preset --from --seed --vocab --cased --labels --task --data --out --force" ;;
+        pretrain)
+            echo "--corpus --model --preset --vocab --cased --out --force --mlm-probability --whole-word-masking \
+--no-whole-word-masking --max-length --eval-fraction --epochs --max-steps --batch-size --lr --warmup-ratio \
+--weight-decay --seed --eval-every --checkpoint-every --resume --stop-after --work-dir --device --precision" ;;
         train)
             echo "--model --data --out --force --reset-head --register --epochs --batch-size --lr \
 --warmup-ratio --weight-decay --grad-accum --max-grad-norm --seed --eval-every --metric --patience \
@@ -268,10 +272,20 @@ pr_auc= mae= rmse= r2=" -- "$cur"))
         init)
             case "$prev" in
                 --vocab) _recmodel_files "$cur"; return 0 ;;
-                --data|--out) _recmodel_dirs "$cur"; return 0 ;;
+                --data|--out|--from) _recmodel_dirs "$cur"; return 0 ;;
                 --preset) COMPREPLY=($(compgen -W "tiny mini small base" -- "$cur")); return 0 ;;
                 --task) COMPREPLY=($(compgen -W "classification regression" -- "$cur")); return 0 ;;
                 --labels|--seed) return 0 ;;
+            esac ;;
+        pretrain)
+            case "$prev" in
+                --corpus|--vocab) _recmodel_files "$cur"; return 0 ;;
+                --model|--out|--work-dir) _recmodel_dirs "$cur"; return 0 ;;
+                --preset) COMPREPLY=($(compgen -W "tiny mini small base" -- "$cur")); return 0 ;;
+                --precision) COMPREPLY=($(compgen -W "fp32 bf16 fp16" -- "$cur")); return 0 ;;
+                --device) COMPREPLY=($(compgen -W "auto cpu cuda" -- "$cur")); return 0 ;;
+                --mlm-probability|--max-length|--eval-fraction|--epochs|--max-steps|--batch-size|--lr|--warmup-ratio|\
+--weight-decay|--seed|--eval-every|--checkpoint-every|--stop-after) return 0 ;;
             esac ;;
         train)
             case "$prev" in
