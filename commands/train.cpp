@@ -19,6 +19,7 @@
 #include "model/model_open.h"
 #include "model/predictor.h"
 #include "registry/registry.h"
+#include "training/autotune.h"
 #include "training/trainer.h"
 
 namespace recmodel {
@@ -37,6 +38,8 @@ struct TrainOptions {
   std::string register_name;
   int nproc_per_node = 1;     // > 1: start that many local workers (a job without torchrun)
   double dist_timeout = 300;  // seconds to reach the store, and for every collective
+  double autotune = 0;        // > 0: search hyper-parameters within this many seconds
+  int autotune_trials = 0;    // > 0: exactly this many trials
   training::TrainConfig config;
 };
 
@@ -56,6 +59,195 @@ struct TrainingSetup {
   std::unique_ptr<training::Trainer> trainer;
 };
 
+// The trials table of an autotune search: settings, dev metric, steps and seconds, best marked.
+void print_trials(std::FILE* file, const nlohmann::json& autotune) {
+  const std::string metric = autotune["metric"].get<std::string>();
+  fmt::print(file, "autotune: {} trials in {:.1f} s, by dev {}:\n", autotune["trials"].size(),
+             autotune["seconds"].get<double>(), metric);
+  fmt::print(file, "  trial  {:>8}  epochs  batch  warmup  decay  dropout  preset  {:>9}  {:>11}  seconds\n", "lr", metric,
+             "steps");
+  for (const auto& trial : autotune["trials"]) {
+    const auto& settings = trial["settings"];
+    const std::string value = trial.contains("error")      ? std::string("failed")
+                              : trial["metric"].is_null() ? std::string("-")
+                                                          : fmt::format("{:.4f}", trial["metric"].get<double>());
+    fmt::print(file, "  {:>4}{}  {:>8.2e}  {:>6}  {:>5}  {:>6.2f}  {:>5.2f}  {:>7.2f}  {:>6}  {:>9}  {:>5}/{:<5}  {:>7.1f}\n",
+               trial["trial"].get<int>(), trial["trial"] == autotune["best_trial"] ? "*" : " ",
+               settings["lr"].get<double>(), settings["epochs"].get<int>(), settings["batch_size"].get<size_t>(),
+               settings["warmup_ratio"].get<double>(), settings["weight_decay"].get<double>(),
+               settings["dropout"].get<double>(), settings.value("preset", std::string("-")), value,
+               trial["steps"].get<int64_t>(), trial["total_steps"].get<int64_t>(), trial["seconds"].get<double>());
+  }
+}
+
+// Writes the trained model (lineage, reference profile, train log), registers it, reports.
+// `used` is the configuration that trained it; `autotune` the search that chose it (or null).
+void finish_training(const TrainOptions& options, const Console& console, const data::PreparedDataset& dataset,
+                     const registry::ResolvedModel& base, model::OpenedModel& opened,
+                     const training::TrainResult& result, const training::TrainConfig& used,
+                     const nlohmann::json& autotune) {
+  const fs::path out = options.out;
+  const fs::path work_dir = options.work_dir.empty() ? fs::path(options.out + ".train") : fs::path(options.work_dir);
+  const std::string& registry_flag = console.options().registry;
+  model::LoadedModel& loaded = opened.loaded;
+  std::error_code ec;
+  nlohmann::json lineage = {
+      {"recmodel_version", RECMODEL_VERSION},
+      {"created_by", "train"},
+      {"base_model", base.version ? base.version->uri() : options.model},
+      {"dataset", {{"path", options.data}, {"manifest_sha256", dataset.manifest_sha256}}},
+      {"params",
+       {{"epochs", used.epochs},
+        {"batch_size", used.batch_size},
+        {"lr", used.lr},
+        {"warmup_ratio", used.warmup_ratio},
+        {"weight_decay", used.weight_decay},
+        {"grad_accum", used.grad_accum},
+        {"max_grad_norm", used.max_grad_norm},
+        {"eval_every", used.eval_every},
+        {"patience", used.patience},
+        {"metric", result.metric},
+        {"seed", used.seed},
+        {"device", result.device},
+        {"precision", used.precision}}},
+      {"metrics", {{"dev", result.best_metrics}}},
+      {"autotune", autotune},
+      {"training",
+       {{"steps", result.steps},
+        {"epochs_completed", result.epochs_completed},
+        {"stopped_early", result.stopped_early},
+        {"best_step", result.best_step},
+        {"seconds", result.seconds},
+        {"samples_per_second", result.samples_per_second},
+        {"tokens_per_second", result.tokens_per_second}}},
+  };
+  // The reference `recmodel drift` compares live traffic with: the data the model was chosen on.
+  const std::string profiled = dataset.has_split("dev") ? "dev" : "train";
+  lineage["profile"] = model::profile_split(loaded.model, opened.tokenizer.unk_id(), dataset, profiled,
+                                            used.batch_size, model::parse_device(result.device))
+                           .to_json();
+  StagingDir staging(out, options.force);
+  model::save_model(staging.path(), loaded.model, opened.tokenizer, lineage);
+  fs::copy_file(work_dir / "train_log.jsonl", staging.path() / "train_log.jsonl", ec);
+  staging.commit();
+  if (!options.keep_checkpoints) fs::remove_all(work_dir, ec);
+
+  std::optional<registry::VersionInfo> registered;
+  if (!options.register_name.empty()) {
+    registry::RegisterRequest extras;
+    if (base.version) extras.parent = registry::parse_ref(base.version->uri(), /*allow_bare=*/false);
+    extras.description = fmt::format("trained from {} on {}", options.model, options.data);
+    registered = registry::register_directory(out, options.register_name, registry_flag, extras, console.threads());
+  }
+
+  nlohmann::json document = {
+      {"out", options.out},
+      {"steps", result.steps},
+      {"total_steps", result.total_steps},
+      {"epochs_completed", result.epochs_completed},
+      {"stopped_early", result.stopped_early},
+      {"resumed_from_step", result.resumed ? nlohmann::json(result.resumed_from_step) : nlohmann::json(nullptr)},
+      {"device", result.device},
+      {"seconds", result.seconds},
+      {"samples_per_second", result.samples_per_second},
+      {"tokens_per_second", result.tokens_per_second},
+      {"final_loss", result.final_loss},
+      {"metric", result.metric},
+      {"best", result.best_value ? nlohmann::json(*result.best_value) : nlohmann::json(nullptr)},
+      {"best_step", result.best_step},
+      {"dev", result.best_metrics},
+      {"registered", registered ? nlohmann::json(registered->uri()) : nlohmann::json(nullptr)},
+  };
+  if (!autotune.is_null()) document["autotune"] = autotune;
+  console.result(document, [&](std::FILE* file) {
+    if (!autotune.is_null()) print_trials(file, autotune);
+    fmt::print(file, "trained {} steps{} in {:.1f} s on {} ({:.1f} samples/s, {:.0f} tokens/s); final loss {:.4f}\n",
+               result.steps, result.stopped_early ? " (stopped early: no dev improvement)" : "", result.seconds,
+               result.device, result.samples_per_second, result.tokens_per_second, result.final_loss);
+    if (result.best_value) {
+      const auto& dev = result.best_metrics;
+      std::string extra;
+      for (const char* name : {"accuracy", "f1_macro", "mae", "rmse"}) {
+        if (name != result.metric && dev.contains(name) && dev[name].is_number())
+          extra += fmt::format(", {} {:.4f}", name, dev[name].get<double>());
+      }
+      fmt::print(file, "best dev {} {:.4f} at step {}{}\n", result.metric, *result.best_value, result.best_step, extra);
+    } else {
+      fmt::print(file, "no dev split: the model is the one after the last step\n");
+    }
+    fmt::print(file, "wrote {} (training log: {}/train_log.jsonl)\n", options.out, options.out);
+    if (registered) fmt::print(file, "registered {}\n", registered->uri());
+  });
+}
+
+// --autotune SECONDS / --autotune-trials N: search the settings on the dev split (successive
+// halving), then write the best trial's model as train writes one.
+void run_autotune(const TrainOptions& options, const Console& console) {
+  if (distributed::read_world().distributed() || options.nproc_per_node > 1)
+    fail<UsageError>("--autotune runs its trials in one process; leave out --nproc-per-node and torchrun");
+  if (options.resume) fail<UsageError>("--autotune searches afresh; --resume continues a single training run");
+  const fs::path out = options.out;
+  const fs::path work_dir = options.work_dir.empty() ? fs::path(options.out + ".train") : fs::path(options.work_dir);
+  std::error_code ec;
+  if (fs::exists(out, ec) && !options.force)
+    fail<UsageError>("{}: already exists; choose another --out or pass --force to replace it", out.string());
+  if (fs::exists(work_dir, ec)) {
+    if (!options.force)
+      fail<UsageError>("{}: holds the checkpoint of an earlier run; pass --force to start over", work_dir.string());
+    fs::remove_all(work_dir, ec);
+  }
+  if (!options.config.metric.empty()) metrics::require_metric_name(options.config.metric, "--metric");
+  if (!options.register_name.empty()) registry::validate_model_name(options.register_name);
+  const data::PreparedDataset dataset = data::PreparedDataset::open(options.data);
+  const registry::ResolvedModel base = registry::resolve_model(options.model, console.options().registry);
+  // A model made by init (random weights) is trained from scratch: its size is searched too.
+  const nlohmann::json origin = model::read_lineage(base.path);
+  const bool from_scratch = origin.value("created_by", std::string()) == "init" && origin.contains("init") &&
+                            origin["init"].is_object() && !origin["init"].contains("from");
+  torch::manual_seed(options.config.seed);
+  const model::OpenedModel probe =
+      model::open_for_training(base.path, options.model, dataset, options.reset_head, [&](const std::string& line) {
+        console.warn("{}", line);
+      });
+  training::TrialSettings first{options.config.lr,         options.config.epochs,       options.config.batch_size,
+                                options.config.warmup_ratio, options.config.weight_decay, probe.loaded.config.hidden_dropout_prob,
+                                ""};
+  if (from_scratch && origin["init"].contains("preset") && origin["init"]["preset"].is_string())
+    first.preset = origin["init"]["preset"].get<std::string>();
+  auto open_trial = [&](const training::TrialSettings& trial) {
+    torch::manual_seed(options.config.seed);
+    model::OpenedModel opened =
+        model::open_for_training(base.path, options.model, dataset, options.reset_head, [](const std::string&) {});
+    // From scratch, another size is a new random model with the same tokenizer and labels.
+    if (!trial.preset.empty() && trial.preset != first.preset) opened = model::with_preset(std::move(opened), trial.preset);
+    return opened;
+  };
+  training::AutotuneOptions search;
+  search.budget_seconds = options.autotune;
+  search.trials = options.autotune_trials;
+  search.search_preset = from_scratch;
+  search.seed = options.config.seed;
+  training::Autotuner tuner(options.config, first, search, dataset, work_dir, open_trial,
+                            [&](const std::string& line) { console.warn("{}", line); });
+  StopSignals signals;
+  training::AutotuneResult found = tuner.run([&](const training::TrialOutcome& trial) {
+    console.info("autotune: trial {} after rung {}: dev {} {}{} ({} of {} steps, {:.1f} s)", trial.id, trial.rungs,
+                 options.config.metric.empty() ? training::default_metric(dataset.task) : options.config.metric,
+                 trial.metric ? fmt::format("{:.4f}", *trial.metric) : std::string("-"),
+                 trial.error.empty() ? "" : " (failed: " + trial.error + ")", trial.steps, trial.total_steps,
+                 trial.seconds);
+  });
+  const training::TrialOutcome& best = found.trials.at(found.best);
+  training::TrainConfig used = options.config;
+  used.lr = best.settings.lr;
+  used.epochs = best.settings.epochs;
+  used.batch_size = best.settings.batch_size;
+  used.warmup_ratio = best.settings.warmup_ratio;
+  used.weight_decay = best.settings.weight_decay;
+  finish_training(options, console, dataset, base, tuner.best_model(), found.best_result, used,
+                  found.to_json(found.best_result.metric));
+}
+
 // --nproc-per-node N: this process only supervises N workers running the same command.
 void launch_workers(const TrainOptions& options, const Console& console) {
   if (options.config.batch_size % static_cast<size_t>(options.nproc_per_node) != 0)
@@ -69,6 +261,7 @@ void launch_workers(const TrainOptions& options, const Console& console) {
 }
 
 void run_train(TrainOptions options, const Console& console) {
+  if (options.autotune > 0 || options.autotune_trials > 0) return run_autotune(options, console);
   const distributed::World world = distributed::read_world();
   if (options.nproc_per_node > 1) {
     if (world.distributed())
@@ -137,7 +330,6 @@ void run_train(TrainOptions options, const Console& console) {
   const data::PreparedDataset& dataset = setup->dataset;
   const registry::ResolvedModel& base = setup->base;
   model::OpenedModel& opened = setup->opened;
-  model::LoadedModel& loaded = opened.loaded;
   training::Trainer& trainer = *setup->trainer;
 
   StopSignals signals;
@@ -157,91 +349,7 @@ void run_train(TrainOptions options, const Console& console) {
     return;
   }
 
-  std::error_code ec;
-  nlohmann::json lineage = {
-      {"recmodel_version", RECMODEL_VERSION},
-      {"created_by", "train"},
-      {"base_model", base.version ? base.version->uri() : options.model},
-      {"dataset", {{"path", options.data}, {"manifest_sha256", dataset.manifest_sha256}}},
-      {"params",
-       {{"epochs", options.config.epochs},
-        {"batch_size", options.config.batch_size},
-        {"lr", options.config.lr},
-        {"warmup_ratio", options.config.warmup_ratio},
-        {"weight_decay", options.config.weight_decay},
-        {"grad_accum", options.config.grad_accum},
-        {"max_grad_norm", options.config.max_grad_norm},
-        {"eval_every", options.config.eval_every},
-        {"patience", options.config.patience},
-        {"metric", result.metric},
-        {"seed", options.config.seed},
-        {"device", result.device},
-        {"precision", options.config.precision}}},
-      {"metrics", {{"dev", result.best_metrics}}},
-      {"training",
-       {{"steps", result.steps},
-        {"epochs_completed", result.epochs_completed},
-        {"stopped_early", result.stopped_early},
-        {"best_step", result.best_step},
-        {"seconds", result.seconds},
-        {"samples_per_second", result.samples_per_second},
-        {"tokens_per_second", result.tokens_per_second}}},
-  };
-  // The reference `recmodel drift` compares live traffic with: the data the model was chosen on.
-  const std::string profiled = dataset.has_split("dev") ? "dev" : "train";
-  lineage["profile"] = model::profile_split(loaded.model, opened.tokenizer.unk_id(), dataset, profiled,
-                                            options.config.batch_size, model::parse_device(result.device))
-                           .to_json();
-  StagingDir staging(out, options.force);
-  model::save_model(staging.path(), loaded.model, opened.tokenizer, lineage);
-  fs::copy_file(work_dir / "train_log.jsonl", staging.path() / "train_log.jsonl", ec);
-  staging.commit();
-  if (!options.keep_checkpoints) fs::remove_all(work_dir, ec);
-
-  std::optional<registry::VersionInfo> registered;
-  if (!options.register_name.empty()) {
-    registry::RegisterRequest extras;
-    if (base.version) extras.parent = registry::parse_ref(base.version->uri(), /*allow_bare=*/false);
-    extras.description = fmt::format("trained from {} on {}", options.model, options.data);
-    registered = registry::register_directory(out, options.register_name, registry_flag, extras, console.threads());
-  }
-
-  nlohmann::json document = {
-      {"out", options.out},
-      {"steps", result.steps},
-      {"total_steps", result.total_steps},
-      {"epochs_completed", result.epochs_completed},
-      {"stopped_early", result.stopped_early},
-      {"resumed_from_step", result.resumed ? nlohmann::json(result.resumed_from_step) : nlohmann::json(nullptr)},
-      {"device", result.device},
-      {"seconds", result.seconds},
-      {"samples_per_second", result.samples_per_second},
-      {"tokens_per_second", result.tokens_per_second},
-      {"final_loss", result.final_loss},
-      {"metric", result.metric},
-      {"best", result.best_value ? nlohmann::json(*result.best_value) : nlohmann::json(nullptr)},
-      {"best_step", result.best_step},
-      {"dev", result.best_metrics},
-      {"registered", registered ? nlohmann::json(registered->uri()) : nlohmann::json(nullptr)},
-  };
-  console.result(document, [&](std::FILE* file) {
-    fmt::print(file, "trained {} steps{} in {:.1f} s on {} ({:.1f} samples/s, {:.0f} tokens/s); final loss {:.4f}\n",
-               result.steps, result.stopped_early ? " (stopped early: no dev improvement)" : "", result.seconds,
-               result.device, result.samples_per_second, result.tokens_per_second, result.final_loss);
-    if (result.best_value) {
-      const auto& dev = result.best_metrics;
-      std::string extra;
-      for (const char* name : {"accuracy", "f1_macro", "mae", "rmse"}) {
-        if (name != result.metric && dev.contains(name) && dev[name].is_number())
-          extra += fmt::format(", {} {:.4f}", name, dev[name].get<double>());
-      }
-      fmt::print(file, "best dev {} {:.4f} at step {}{}\n", result.metric, *result.best_value, result.best_step, extra);
-    } else {
-      fmt::print(file, "no dev split: the model is the one after the last step\n");
-    }
-    fmt::print(file, "wrote {} (training log: {}/train_log.jsonl)\n", options.out, options.out);
-    if (registered) fmt::print(file, "registered {}\n", registered->uri());
-  });
+  finish_training(options, console, dataset, base, opened, result, options.config, nullptr);
   if (group) group->barrier();
 }
 
@@ -379,6 +487,18 @@ CommandAction register_train(CLI::App& command, const Console& console) {
       ->check(CLI::Range(0.1, 86400.0).description(""))
       ->type_name("SECONDS")
       ->group(dist_group);
+  const char* autotune_group = "Hyper-parameter search";
+  command.add_option("--autotune", options->autotune,
+                     "Search lr, epochs, batch size, warmup, weight decay, dropout (and the preset, from scratch) on "
+                     "the dev split for this many seconds, as fastText's -autotune-duration; keep the best")
+      ->check(CLI::Range(1.0, 1e7).description(""))
+      ->type_name("SECONDS")
+      ->group(autotune_group);
+  command.add_option("--autotune-trials", options->autotune_trials,
+                     "Exactly this many trials instead of a time budget (deterministic with --seed on CPU)")
+      ->check(CLI::Range(1, 1000).description(""))
+      ->type_name("N")
+      ->group(autotune_group);
   command.add_option("--register", options->register_name, "Register the trained model as the next version of NAME in the registry")
       ->type_name("NAME")
       ->group(io_group);

@@ -127,6 +127,22 @@ OpenedModel open_for_training(const fs::path& dir, const std::string& name, cons
   return {std::move(loaded), std::move(tokenizer), std::move(target), std::move(fit)};
 }
 
+OpenedModel with_preset(OpenedModel like, const std::string& preset) {
+  BertConfig config = preset_config(preset);
+  const BertConfig& old = like.loaded.config;
+  config.vocab_size = old.vocab_size;
+  config.pad_token_id = old.pad_token_id;
+  config.labels = old.labels;
+  config.problem_type = old.problem_type;
+  config.validate("preset " + preset);
+  like.loaded.model = BertForSequenceClassification(config);
+  like.loaded.model->initialize_weights();
+  like.loaded.config = config;
+  like.loaded.initialized.clear();
+  like.loaded.ignored.clear();
+  return like;
+}
+
 nlohmann::json read_lineage(const fs::path& dir) {
   // Lineage records parameters, metrics and a few reports: kilobytes.
   constexpr uintmax_t kMaxLineageBytes = 16u << 20;

@@ -47,6 +47,10 @@ OpenedModel open_for_inference(const fs::path& dir, const std::string& name, con
 OpenedModel open_for_training(const fs::path& dir, const std::string& name, const data::PreparedDataset& dataset,
                               bool reset_head, const Warn& warn);
 
+// Returns `like` with a new random model of architecture `preset` (tiny, mini, small, base) in
+// place of its weights: the same vocabulary, labels and task, drawn from torch's current seed.
+OpenedModel with_preset(OpenedModel like, const std::string& preset);
+
 // Returns the lineage (recmodel.json) of model folder `dir`, an empty object when there is none.
 // It comes from a model folder: bounded in size and nesting, so it can be copied into the lineage
 // of a model made from this one. Throws DataError when it is not a JSON object.

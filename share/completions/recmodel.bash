@@ -37,7 +37,8 @@ _recmodel_command_opts() {
         train)
             echo "--model --data --out --force --reset-head --register --epochs --batch-size --lr \
 --warmup-ratio --weight-decay --grad-accum --max-grad-norm --seed --eval-every --metric --patience \
---checkpoint-every --log-every --resume --stop-after --work-dir --keep-checkpoints --nproc-per-node --dist-timeout --device --precision" ;;
+--checkpoint-every --log-every --resume --stop-after --work-dir --keep-checkpoints --nproc-per-node --dist-timeout --device --precision \
+--autotune --autotune-trials" ;;
         registry)
             echo "--lock-timeout" ;;
         quantize)
