@@ -202,6 +202,22 @@ void check_config_against_weights(const BertConfig& config, const std::string& c
                     config_file, config.num_labels(), head);
 }
 
+// Copies checkpoint tensor `raw_name` into `parameter` once it is floating point, of the
+// parameter's shape and finite (DataError naming `weights_file` otherwise).
+void copy_checked(const torch::Tensor& tensor, torch::Tensor& parameter, const std::string& raw_name,
+                  const fs::path& weights_file) {
+  if (!tensor.is_floating_point())
+    fail<DataError>("{}: tensor {} has integer type {}, expected floating point", weights_file.string(), raw_name,
+                    std::string(c10::toString(tensor.scalar_type())));
+  if (tensor.sizes() != parameter.sizes())
+    fail<DataError>("{}: tensor {} has shape [{}], config.json implies [{}]", weights_file.string(), raw_name,
+                    fmt::join(tensor.sizes().vec(), ", "), fmt::join(parameter.sizes().vec(), ", "));
+  torch::Tensor value = tensor.to(torch::kFloat);
+  if (!torch::isfinite(value).all().item<bool>())
+    fail<DataError>("{}: tensor {} holds NaN or infinite values", weights_file.string(), raw_name);
+  parameter.copy_(value);
+}
+
 }  // namespace
 
 // Reads a sharded checkpoint: `index` maps each tensor name to its shard file (weight_map).
@@ -297,16 +313,7 @@ LoadedModel load_model(const fs::path& dir, const std::function<void(const std::
       loaded.ignored.push_back(raw_name);
       continue;
     }
-    if (!tensor.is_floating_point())
-      fail<DataError>("{}: tensor {} has integer type {}, expected floating point", loaded.weights_file.string(),
-                      raw_name, std::string(c10::toString(tensor.scalar_type())));
-    if (tensor.sizes() != it->second.sizes())
-      fail<DataError>("{}: tensor {} has shape [{}], config.json implies [{}]", loaded.weights_file.string(), raw_name,
-                      fmt::join(tensor.sizes().vec(), ", "), fmt::join(it->second.sizes().vec(), ", "));
-    torch::Tensor value = tensor.to(torch::kFloat);
-    if (!torch::isfinite(value).all().item<bool>())
-      fail<DataError>("{}: tensor {} holds NaN or infinite values", loaded.weights_file.string(), raw_name);
-    it->second.copy_(value);
+    copy_checked(tensor, it->second, raw_name, loaded.weights_file);
     assigned.insert(name);
   }
   std::vector<std::string> missing_encoder;
@@ -375,17 +382,7 @@ LoadedMaskedLM load_masked_lm(const fs::path& dir) {
       loaded.dropped.push_back(raw_name);
       continue;
     }
-    if (!tensor.is_floating_point())
-      fail<DataError>("{}: tensor {} has integer type {}, expected floating point (an int8 model cannot be "
-                      "pretrained; use its fp32 source)",
-                      loaded.weights_file.string(), raw_name, std::string(c10::toString(tensor.scalar_type())));
-    if (tensor.sizes() != it->second.sizes())
-      fail<DataError>("{}: tensor {} has shape [{}], config.json implies [{}]", loaded.weights_file.string(), raw_name,
-                      fmt::join(tensor.sizes().vec(), ", "), fmt::join(it->second.sizes().vec(), ", "));
-    torch::Tensor value = tensor.to(torch::kFloat);
-    if (!torch::isfinite(value).all().item<bool>())
-      fail<DataError>("{}: tensor {} holds NaN or infinite values", loaded.weights_file.string(), raw_name);
-    it->second.copy_(value);
+    copy_checked(tensor, it->second, raw_name, loaded.weights_file);
     assigned.insert(name);
   }
   std::vector<std::string> missing_encoder;

@@ -39,6 +39,8 @@ debian_packages=(
   # The registry on PostgreSQL: libpq to build; the server (initdb, pg_ctl) for the throw-away
   # one the tests and the benchmark start, and psql to look at it.
   libpq-dev postgresql postgresql-client
+  # bench/small_data.sh: autotuned fastText, the peer of pretrain + train --autotune.
+  fasttext
 )
 
 missing=()

@@ -103,16 +103,8 @@ MlmCorpus::MlmCorpus(std::vector<std::string> files, const tokenizer::BertTokeni
   }
 }
 
-void MlmCorpus::for_each_block(bool held_out, const std::function<bool(const TokenBlock&)>& on_block) const {
-  std::vector<TokenBlock> ready;
-  std::function<void(const TokenBlock&)> collect = [&](const TokenBlock& block) { ready.push_back(block); };
-  Packer packer(max_length_, tokenizer_.cls_id(), tokenizer_.sep_id(), continuation_, special_, collect);
-  auto hand_over = [&] {
-    for (const TokenBlock& block : ready)
-      if (!on_block(block)) return false;
-    ready.clear();
-    return true;
-  };
+void MlmCorpus::for_each_line(const std::function<bool(const std::vector<int32_t>&, bool)>& on_line,
+                              uint64_t* empty_lines) const {
   std::vector<int32_t> ids;
   std::string line;
   uint64_t index = 0;  // over all files: the held-out lines are the same whatever the pass
@@ -124,22 +116,39 @@ void MlmCorpus::for_each_block(bool held_out, const std::function<bool(const Tok
                         reader.line_number());
       ids.clear();
       tokenizer_.tokenize_ids(line, ids);
-      if (ids.empty()) continue;
-      const bool is_held_out = eval_threshold_ > 0 && line_hash(seed_, index++) < eval_threshold_;
-      if (is_held_out != held_out) continue;
-      packer.add(ids);
-      if (!ready.empty() && !hand_over()) return;
+      if (ids.empty()) {
+        if (empty_lines) ++*empty_lines;
+        continue;
+      }
+      const bool held_out = eval_threshold_ > 0 && line_hash(seed_, index++) < eval_threshold_;
+      if (!on_line(ids, held_out)) return;
     }
   }
+}
+
+void MlmCorpus::for_each_block(bool held_out, const std::function<bool(const TokenBlock&)>& on_block) const {
+  std::vector<TokenBlock> ready;
+  std::function<void(const TokenBlock&)> collect = [&](const TokenBlock& block) { ready.push_back(block); };
+  Packer packer(max_length_, tokenizer_.cls_id(), tokenizer_.sep_id(), continuation_, special_, collect);
+  bool going = true;
+  auto hand_over = [&] {
+    for (const TokenBlock& block : ready)
+      if (!on_block(block)) return going = false;
+    ready.clear();
+    return true;
+  };
+  for_each_line([&](const std::vector<int32_t>& ids, bool is_held_out) {
+    if (is_held_out != held_out) return true;
+    packer.add(ids);
+    return ready.empty() || hand_over();
+  });
+  if (!going) return;
   packer.flush();
   hand_over();
 }
 
 CorpusCounts MlmCorpus::count() const {
   CorpusCounts counts;
-  std::vector<int32_t> ids;
-  std::string line;
-  uint64_t index = 0;
   std::function<void(const TokenBlock&)> on_train = [&](const TokenBlock& block) {
     ++counts.train_blocks;
     counts.train_tokens += block.ids.size();
@@ -150,23 +159,13 @@ CorpusCounts MlmCorpus::count() const {
   };
   Packer train(max_length_, tokenizer_.cls_id(), tokenizer_.sep_id(), continuation_, special_, on_train);
   Packer eval(max_length_, tokenizer_.cls_id(), tokenizer_.sep_id(), continuation_, special_, on_eval);
-  for (const std::string& file : files_) {
-    LineReader reader(file);
-    while (reader.next(line)) {
-      if (unicode::find_invalid_utf8(line) != std::string::npos)
-        fail<DataError>("{}:{}: not UTF-8 text; the corpus is one UTF-8 text per line", reader.name(),
-                        reader.line_number());
-      ids.clear();
-      tokenizer_.tokenize_ids(line, ids);
-      if (ids.empty()) {
-        ++counts.empty_lines;
-        continue;
-      }
-      ++counts.lines;
-      const bool is_held_out = eval_threshold_ > 0 && line_hash(seed_, index++) < eval_threshold_;
-      counts.cut_lines += (is_held_out ? eval : train).add(ids);
-    }
-  }
+  for_each_line(
+      [&](const std::vector<int32_t>& ids, bool held_out) {
+        ++counts.lines;
+        counts.cut_lines += (held_out ? eval : train).add(ids);
+        return true;
+      },
+      &counts.empty_lines);
   train.flush();
   eval.flush();
   return counts;

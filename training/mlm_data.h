@@ -49,6 +49,11 @@ class MlmCorpus {
   const std::vector<std::string>& files() const { return files_; }
 
  private:
+  // Calls `on_line` with each non-empty line's WordPiece ids and whether it is held out, until it
+  // returns false; counts the empty ones in `empty_lines`.
+  void for_each_line(const std::function<bool(const std::vector<int32_t>&, bool)>& on_line,
+                     uint64_t* empty_lines = nullptr) const;
+
   std::vector<std::string> files_;
   const tokenizer::BertTokenizer& tokenizer_;
   int64_t max_length_;

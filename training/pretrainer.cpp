@@ -1,8 +1,5 @@
 #include "training/pretrainer.h"
 
-#include <ATen/CPUGeneratorImpl.h>
-#include <torch/serialize.h>
-
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -132,13 +129,7 @@ void Pretrainer::save_checkpoint(const State& state) {
   StagingDir staging(work_dir_ / "checkpoint", /*replace=*/true);
   model::write_safetensors(staging.path() / "model.safetensors", parameters_of(*model_));
   optimizer_->save(staging.path() / "optimizer.pt");
-  torch::Tensor rng;
-  {
-    auto generator = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    rng = generator.get_state();
-  }
-  torch::save(rng, (staging.path() / "rng.pt").string());
+  save_cpu_generator(staging.path() / "rng.pt");
   nlohmann::json doc = {{"format_version", kCheckpointFormatVersion}, {"kind", "pretrain"},
                         {"step", state.step},       {"epoch", state.epoch},
                         {"next_batch", state.next_batch}, {"last_loss", state.last_loss},
@@ -156,23 +147,10 @@ void Pretrainer::load_checkpoint(State& state) {
   if (doc.value("kind", std::string()) != "pretrain" || doc.value("format_version", 0) != kCheckpointFormatVersion)
     fail<DataError>("{}: not a checkpoint of recmodel pretrain (format {})", (dir / "state.json").string(),
                     kCheckpointFormatVersion);
-  const nlohmann::json now = settings();
-  const nlohmann::json& then = doc["settings"];
-  std::vector<std::string> changed;
-  for (const auto& [key, value] : now.items())
-    if (!then.contains(key) || then[key] != value)
-      changed.push_back(fmt::format("{} was {}, now {}", key, then.contains(key) ? then[key].dump() : "unset", value.dump()));
-  if (!changed.empty())
-    fail<UsageError>("--resume needs the settings of the interrupted run: {}", fmt::format("{}", fmt::join(changed, "; ")));
+  require_same_settings(settings(), doc["settings"]);
   load_parameters(*model_, dir / "model.safetensors");
   optimizer_->load(dir / "optimizer.pt", device_);
-  torch::Tensor rng;
-  torch::load(rng, (dir / "rng.pt").string());
-  {
-    auto generator = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    generator.set_state(rng);
-  }
+  load_cpu_generator(dir / "rng.pt");
   state.step = doc.at("step").get<int64_t>();
   state.epoch = doc.at("epoch").get<int64_t>();
   state.next_batch = doc.at("next_batch").get<int64_t>();

@@ -68,6 +68,34 @@ void load_parameters(torch::nn::Module& module, const fs::path& file) {
   }
 }
 
+void save_cpu_generator(const fs::path& file) {
+  torch::Tensor rng;
+  {
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    rng = generator.get_state();
+  }
+  torch::save(rng, file.string());
+}
+
+void load_cpu_generator(const fs::path& file) {
+  torch::Tensor rng;
+  torch::load(rng, file.string());
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(rng);
+}
+
+void require_same_settings(const nlohmann::json& now, const nlohmann::json& then) {
+  std::vector<std::string> changed;
+  for (const auto& [key, value] : now.items()) {
+    if (!then.contains(key) || then[key] != value)
+      changed.push_back(fmt::format("{} was {}, now {}", key, then.contains(key) ? then[key].dump() : "unset", value.dump()));
+  }
+  if (!changed.empty())
+    fail<UsageError>("--resume needs the settings of the interrupted run: {}", fmt::format("{}", fmt::join(changed, "; ")));
+}
+
 uint64_t step_seed(uint64_t seed, int64_t step, int rank) {
   SplitMix64 mix(seed ^ (static_cast<uint64_t>(step) * 0x9E3779B97F4A7C15ULL) ^
                  (static_cast<uint64_t>(rank + 1) * 0xC2B2AE3D27D4EB4FULL));
@@ -308,13 +336,7 @@ void Trainer::save_checkpoint(const State& state) {
   StagingDir staging(work_dir_ / "checkpoint", /*replace=*/true);
   model::write_safetensors(staging.path() / "model.safetensors", named_parameters(loaded_.model));
   optimizer_->save(staging.path() / "optimizer.pt");
-  torch::Tensor rng;
-  {
-    auto generator = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    rng = generator.get_state();
-  }
-  torch::save(rng, (staging.path() / "rng.pt").string());
+  save_cpu_generator(staging.path() / "rng.pt");
   nlohmann::json doc = {{"format_version", kCheckpointFormatVersion},
                         {"step", state.step},
                         {"epoch", state.epoch},
@@ -338,24 +360,10 @@ void Trainer::load_checkpoint(State& state) {
   if (doc.value("format_version", 0) != kCheckpointFormatVersion)
     fail<DataError>("{}: checkpoint format {} is not the one this recmodel writes ({})",
                     (dir / "state.json").string(), doc.value("format_version", 0), kCheckpointFormatVersion);
-  const nlohmann::json now = settings();
-  const nlohmann::json& then = doc["settings"];
-  std::vector<std::string> changed;
-  for (const auto& [key, value] : now.items()) {
-    if (!then.contains(key) || then[key] != value)
-      changed.push_back(fmt::format("{} was {}, now {}", key, then.contains(key) ? then[key].dump() : "unset", value.dump()));
-  }
-  if (!changed.empty())
-    fail<UsageError>("--resume needs the settings of the interrupted run: {}", fmt::format("{}", fmt::join(changed, "; ")));
+  require_same_settings(settings(), doc["settings"]);
   load_parameters(*loaded_.model, dir / "model.safetensors");
   optimizer_->load(dir / "optimizer.pt", device_);
-  torch::Tensor rng;
-  torch::load(rng, (dir / "rng.pt").string());
-  {
-    auto generator = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    generator.set_state(rng);
-  }
+  load_cpu_generator(dir / "rng.pt");
   state.step = doc["step"].get<int64_t>();
   state.epoch = doc["epoch"].get<int>();
   state.next_batch = doc["next_batch"].get<size_t>();

@@ -52,6 +52,13 @@ double linear_schedule(int64_t step, int64_t warmup, int64_t total);
 // and shapes, else DataError).
 void load_parameters(torch::nn::Module& module, const fs::path& file);
 
+// Saves and restores torch's CPU generator (a checkpoint resumes with the same dropout masks).
+void save_cpu_generator(const fs::path& file);
+void load_cpu_generator(const fs::path& file);
+
+// Throws UsageError naming every setting of `now` that a checkpoint's `then` had otherwise.
+void require_same_settings(const nlohmann::json& now, const nlohmann::json& then);
+
 // The dropout seed of optimizer step `step` on rank `rank` of a job: drawn afresh at every step,
 // so a restarted or resumed job continues with exactly the masks it would have drawn.
 uint64_t step_seed(uint64_t seed, int64_t step, int rank);

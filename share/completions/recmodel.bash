@@ -299,7 +299,7 @@ precision_micro recall_micro precision_weighted recall_weighted top_k_accuracy r
                 --precision) COMPREPLY=($(compgen -W "fp32 bf16 fp16" -- "$cur")); return 0 ;;
                 --device) COMPREPLY=($(compgen -W "auto cpu cuda" -- "$cur")); return 0 ;;
                 --register|--epochs|--batch-size|--lr|--warmup-ratio|--weight-decay|--grad-accum|\
---max-grad-norm|--seed|--eval-every|--patience|--checkpoint-every|--log-every|--stop-after)
+--max-grad-norm|--seed|--eval-every|--patience|--checkpoint-every|--log-every|--stop-after|--autotune|--autotune-trials)
                     return 0 ;;
             esac ;;
         quantize)
