@@ -84,6 +84,9 @@ MlmCorpus::MlmCorpus(std::vector<std::string> files, const tokenizer::BertTokeni
                      double eval_fraction, uint64_t seed)
     : files_(std::move(files)), tokenizer_(tokenizer), max_length_(max_length), seed_(seed) {
   if (files_.empty()) fail<UsageError>("give the text to pretrain on with --corpus FILE (one text per line)");
+  for (const std::string& file : files_)
+    if (file == "-")
+      fail<UsageError>("--corpus -: the corpus is read again at every epoch, so it must be a file, not standard input");
   if (max_length_ < 8) fail<UsageError>("--max-length {} is too short to pack lines into (8 at least)", max_length_);
   if (!(eval_fraction >= 0 && eval_fraction < 1))
     fail<UsageError>("--eval-fraction {} must be at least 0 and below 1", eval_fraction);

@@ -165,6 +165,8 @@ TEST_CASE("pretrain refuses what it cannot use with one line and its exit code, 
         f.path("o")},
        4, "no checkpoint to resume from"},
       {{"pretrain", "--corpus", f.path("corpus.txt"), "--model", f.path("nowhere"), "--out", f.path("o")}, 4, "nowhere"},
+      {{"pretrain", "--corpus", "-", "--preset", "tiny", "--vocab", f.vocab, "--out", f.path("o")}, 2,
+       "must be a file, not standard input"},
   };
   for (const Case& c : cases) {
     CAPTURE(c.message);
