@@ -202,6 +202,15 @@ void check_config_against_weights(const BertConfig& config, const std::string& c
                     config_file, config.num_labels(), head);
 }
 
+// A vocabulary with more entries than the embedding matrix would index past it.
+void check_vocab_fits(const fs::path& dir, const BertConfig& config) {
+  if (!fs::exists(dir / "vocab.txt")) return;
+  const size_t entries = tokenizer::Vocab::load(dir / "vocab.txt").size();
+  if (static_cast<int64_t>(entries) > config.vocab_size)
+    fail<DataError>("{}: vocab.txt has {} entries but config.json's vocab_size is {}", dir.string(), entries,
+                    config.vocab_size);
+}
+
 // Copies checkpoint tensor `raw_name` into `parameter` once it is floating point, of the
 // parameter's shape and finite (DataError naming `weights_file` otherwise).
 void copy_checked(const torch::Tensor& tensor, torch::Tensor& parameter, const std::string& raw_name,
@@ -284,13 +293,7 @@ LoadedModel load_model(const fs::path& dir, const std::function<void(const std::
     loaded.config.labels = *labels;
     loaded.config.problem_type = problem;
   }
-  // A vocabulary with more entries than the embedding matrix would index past it.
-  if (fs::exists(dir / "vocab.txt")) {
-    size_t entries = tokenizer::Vocab::load(dir / "vocab.txt").size();
-    if (static_cast<int64_t>(entries) > loaded.config.vocab_size)
-      fail<DataError>("{}: vocab.txt has {} entries but config.json's vocab_size is {}", dir.string(), entries,
-                      loaded.config.vocab_size);
-  }
+  check_vocab_fits(dir, loaded.config);
 
   NamedTensors tensors = read_checkpoint_tensors(dir, &loaded.weights_file);
   // Sizes come from config.json but memory is allocated by them: check them against the tensors
@@ -358,12 +361,7 @@ LoadedMaskedLM load_masked_lm(const fs::path& dir) {
   LoadedMaskedLM loaded;
   const fs::path config_path = dir / "config.json";
   loaded.config = BertConfig::from_json(read_json_file(config_path), config_path.string());
-  if (fs::exists(dir / "vocab.txt")) {
-    size_t entries = tokenizer::Vocab::load(dir / "vocab.txt").size();
-    if (static_cast<int64_t>(entries) > loaded.config.vocab_size)
-      fail<DataError>("{}: vocab.txt has {} entries but config.json's vocab_size is {}", dir.string(), entries,
-                      loaded.config.vocab_size);
-  }
+  check_vocab_fits(dir, loaded.config);
   NamedTensors tensors = read_checkpoint_tensors(dir, &loaded.weights_file);
   check_config_against_weights(loaded.config, config_path.string(), tensors, loaded.weights_file.string(),
                                /*new_head=*/true);
