@@ -75,12 +75,19 @@ class EncryptedStore : public ObjectStore {
     return fmt::format("{} (encrypted {})", key, inner_->describe(keyring_.object_name(key)));
   }
 
+  // A pull asks every object's size (in parallel) before reading it: the header is read here too,
+  // so each read that follows is one request, as on a plain remote. A header that does not open
+  // is not cached; the read's cipher_of then names it.
   std::optional<uint64_t> size_of(const std::string& key) override {
     const auto stored = inner_->size_of(keyring_.object_name(key));
     if (!stored) return std::nullopt;
     uint64_t plain = 0;
-    // A size no plaintext gives (cut short): reported as is, so the size check names it.
-    return plaintext_size(*stored, plain) ? plain : *stored;
+    if (!plaintext_size(*stored, plain)) return *stored;  // cut short: the size check names it
+    try {
+      cipher_of(key, *stored);
+    } catch (const IntegrityError&) {
+    }
+    return plain;
   }
 
   // A cut object usually still has a size some plaintext gives (size_of reports that): its
@@ -171,9 +178,9 @@ class EncryptedStore : public ObjectStore {
         continue;  // not one of this keyring's records
       }
       if (key.rfind(prefix, 0) != 0 || keyring_.name_record(key) != record.key) continue;
-      const auto size = size_of(key);
-      if (!size) continue;  // the record of an object that was removed
-      out.push_back({key, *size, record.modified});
+      const auto stored = inner_->size_of(keyring_.object_name(key));
+      if (!stored) continue;  // the record of an object that was removed
+      out.push_back({key, reported_size(*stored), record.modified});
     }
     std::sort(out.begin(), out.end(), [](const StoreEntry& a, const StoreEntry& b) { return a.key < b.key; });
     return out;
@@ -185,26 +192,42 @@ class EncryptedStore : public ObjectStore {
   }
 
  private:
+  // The plaintext size of a stored object of `stored` bytes; a size no plaintext gives (cut
+  // short) is reported as is, so the size check names it.
+  static uint64_t reported_size(uint64_t stored) {
+    uint64_t plain = 0;
+    return plaintext_size(stored, plain) ? plain : stored;
+  }
+
   // The cipher of a stored object, from its header (cached: a download reads many ranges).
   ObjectCipher cipher_of(const std::string& key) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      auto it = ciphers_.find(key);
-      if (it != ciphers_.end()) return it->second;
-    }
-    std::string header(kObjectHeaderBytes, '\0');
+    if (auto cached = cached_cipher(key)) return *cached;
     const auto stored = inner_->size_of(keyring_.object_name(key));
     if (!stored) fail<NotFoundError>("{}: no such object", describe(key));
-    if (*stored < kObjectHeaderBytes)
-      fail<IntegrityError>("cannot decrypt {}: {} bytes is shorter than its header", describe(key), *stored);
+    return cipher_of(key, *stored);
+  }
+
+  // The same, the stored object's size known.
+  ObjectCipher cipher_of(const std::string& key, uint64_t stored) {
+    if (auto cached = cached_cipher(key)) return *cached;
+    if (stored < kObjectHeaderBytes)
+      fail<IntegrityError>("cannot decrypt {}: {} bytes is shorter than its header", describe(key), stored);
+    std::string header(kObjectHeaderBytes, '\0');
     inner_->read_range(keyring_.object_name(key), 0, kObjectHeaderBytes, header.data());
     ObjectCipher cipher(keyring_, key, header, describe(key));
-    if (*stored != encrypted_size(cipher.size()))
+    if (stored != encrypted_size(cipher.size()))
       fail<IntegrityError>("cannot decrypt {}: {} bytes stored where its header says {} (cut short or padded)",
-                           describe(key), *stored, encrypted_size(cipher.size()));
+                           describe(key), stored, encrypted_size(cipher.size()));
     std::lock_guard<std::mutex> lock(mutex_);
     if (ciphers_.size() > 4096) ciphers_.clear();
     return ciphers_.emplace(key, std::move(cipher)).first->second;
+  }
+
+  std::optional<ObjectCipher> cached_cipher(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = ciphers_.find(key);
+    if (it == ciphers_.end()) return std::nullopt;
+    return it->second;
   }
 
   void write_name_record(const std::string& key) {

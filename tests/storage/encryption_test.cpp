@@ -312,3 +312,76 @@ TEST_CASE("a rotation adds a key generation: new objects use it, old ones still 
   CHECK_THROWS_WITH_AS(s::open_object(old, "models/m/2.json", after, "obj"),
                        doctest::Contains("written with key generation 1, the keyring has 1"), IntegrityError);
 }
+
+namespace {
+
+// Counts the requests an encrypted store makes of the store beneath it.
+class CountingStore : public s::ObjectStore {
+ public:
+  explicit CountingStore(std::unique_ptr<s::ObjectStore> inner) : inner_(std::move(inner)) {}
+  int requests = 0;
+  std::string describe(const std::string& key) const override { return inner_->describe(key); }
+  std::optional<uint64_t> size_of(const std::string& key) override {
+    ++requests;
+    return inner_->size_of(key);
+  }
+  std::string read(const std::string& key) override {
+    ++requests;
+    return inner_->read(key);
+  }
+  void read_range(const std::string& key, uint64_t offset, uint64_t length, char* out) override {
+    ++requests;
+    inner_->read_range(key, offset, length, out);
+  }
+  void read_range_to(const std::string& key, uint64_t offset, uint64_t length,
+                     const std::function<void(const char*, size_t)>& sink) override {
+    ++requests;
+    inner_->read_range_to(key, offset, length, sink);
+  }
+  void write(const std::string& key, std::string_view data, const std::string& sha256) override {
+    inner_->write(key, data, sha256);
+  }
+  std::unique_ptr<s::PartWriter> write_parts(const std::string& key, uint64_t size, uint64_t part_size) override {
+    return inner_->write_parts(key, size, part_size);
+  }
+  std::vector<s::StoreEntry> list(const std::string& prefix) override { return inner_->list(prefix); }
+  void remove(const std::string& key) override { inner_->remove(key); }
+
+ private:
+  std::unique_ptr<s::ObjectStore> inner_;
+};
+
+}  // namespace
+
+TEST_CASE("after an encrypted object's size is asked, each read of it is one request, as on a plain remote") {
+  t::TempDir dir;
+  const s::RemoteSpec spec = s::parse_remote_url("public", "file://" + (dir.path() / "remote").string());
+  const s::KeyMaterial key = raw_key('d');
+  s::ensure_keyring(*s::open_store(spec, {}), key);
+  auto counting = std::make_unique<CountingStore>(s::open_store(spec, {}));
+  CountingStore& inner = *counting;
+  auto store = s::open_encrypted_store(std::move(counting), key);
+  const std::string big = random_text(200000, 7), sha = recmodel::sha256_hex(big);
+  const std::string object = "objects/sha256/" + sha.substr(0, 2) + "/" + sha.substr(2);
+  store->write(object, big, sha);
+
+  inner.requests = 0;
+  CHECK(*store->size_of(object) == big.size());  // the pull's size check: HEAD and header
+  CHECK(inner.requests == 2);
+  for (auto [offset, length] : std::vector<std::pair<size_t, size_t>>{{0, 65536}, {65536, 100000}, {150000, 50000}}) {
+    inner.requests = 0;
+    std::string range(length, '\0');
+    store->read_range(object, offset, length, range.data());
+    CHECK(range == big.substr(offset, length));
+    CHECK(inner.requests == 1);
+  }
+  // Without the size asked first, the header is read on the first range (and remembered).
+  auto fresh_counting = std::make_unique<CountingStore>(s::open_store(spec, {}));
+  CountingStore& fresh_inner = *fresh_counting;
+  auto fresh = s::open_encrypted_store(std::move(fresh_counting), key);
+  std::string range(1000, '\0');
+  fresh_inner.requests = 0;
+  fresh->read_range(object, 5000, range.size(), range.data());
+  CHECK(range == big.substr(5000, 1000));
+  CHECK(fresh_inner.requests == 3);
+}

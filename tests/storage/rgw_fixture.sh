@@ -107,7 +107,7 @@ memstore_device_bytes = ${MEMSTORE_BYTES:-1073741824}
 osd_memory_target = 536870912
 [client.rgw.a]
 rgw_data = $D/rgw
-rgw_frontends = beast endpoint=127.0.0.1:$RGW_PORT
+rgw_frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
 # Virtual-hosted addressing on BUCKET.localhost:PORT; small parts so tests exercise multipart.
 rgw_dns_name = localhost
 rgw_multipart_min_part_size = 4096
