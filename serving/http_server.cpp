@@ -97,6 +97,7 @@ struct ServerState {
   HttpServerOptions options;
   Handler handler;
   std::function<void(const ExchangeRecord&)> on_exchange;
+  std::function<void(HttpResponse&)> on_own_response;
   tcp::acceptor acceptor{net::make_strand(ioc)};
   uint16_t bound_port = 0;
   std::shared_ptr<Gate> gate = std::make_shared<Gate>();
@@ -338,7 +339,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void write_error(int status, const std::string& type, const std::string& message) {
-    write_response(error_response(status, type, message), /*close_after=*/true, /*own=*/true);
+    HttpResponse response = error_response(status, type, message);
+    if (server_.on_own_response) server_.on_own_response(response);
+    write_response(std::move(response), /*close_after=*/true, /*own=*/true);
   }
 
   void write_response(HttpResponse response, bool close_after, bool own) {
@@ -547,6 +550,10 @@ uint16_t HttpServer::port() const { return impl_->bound_port; }
 
 void HttpServer::on_exchange(std::function<void(const ExchangeRecord&)> callback) {
   impl_->on_exchange = std::move(callback);
+}
+
+void HttpServer::on_own_response(std::function<void(HttpResponse&)> decorate) {
+  impl_->on_own_response = std::move(decorate);
 }
 
 void HttpServer::start() {

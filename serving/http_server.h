@@ -103,6 +103,9 @@ class HttpServer {
   // Requests the server answered on its own (413, 431, 400 for unparsable HTTP) and every
   // handler response are reported here when set (before start()).
   void on_exchange(std::function<void(const ExchangeRecord&)> callback);
+  // Adds headers to the answers the server writes on its own (413, 431, 400), as the handler
+  // adds them to its own (e.g. the model version every response names); set before start().
+  void on_own_response(std::function<void(HttpResponse&)> decorate);
   // Stops accepting, closes idle connections and, from then on, answers each busy connection's
   // response with `Connection: close`. Returns at once; wait with active_connections().
   void drain();

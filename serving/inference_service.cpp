@@ -67,7 +67,13 @@ InferenceService::~InferenceService() = default;
 
 void InferenceService::handle(HttpRequest request, Responder responder) {
   Route route = match_route(request.method, request.path);
-  auto answer = [&](HttpResponse response) { responder.send(std::move(response)); };
+  const auto received = request.received;
+  // Every answer names a model version and its time, as inference answers do.
+  auto answer = [&](HttpResponse response) {
+    name_version(response);
+    response.headers.emplace_back("x-total-time", std::to_string(whole_ms(Clock::now() - received)));
+    responder.send(std::move(response));
+  };
   try {
     switch (route.endpoint) {
       case Endpoint::tei_predict:
@@ -295,6 +301,7 @@ void InferenceService::send(Call& call, int status, std::string body) {
     response.headers.emplace_back("x-compute-tokens", std::to_string(call.tokens));
     response.headers.emplace_back("x-compute-characters", std::to_string(call.characters));
   }
+  name_version(response);
   response.headers.emplace_back("x-total-time", std::to_string(whole_ms(now - call.request.received)));
   if (call.tokenized != Clock::time_point{}) {
     response.headers.emplace_back("x-tokenization-time", std::to_string(whole_ms(call.tokenized - call.request.received)));
@@ -303,6 +310,12 @@ void InferenceService::send(Call& call, int status, std::string body) {
   }
   in_flight_.fetch_sub(1);
   call.responder.send(std::move(response));
+}
+
+void InferenceService::name_version(HttpResponse& response) const {
+  const bool named = std::any_of(response.headers.begin(), response.headers.end(),
+                                 [](const auto& header) { return header.first == "x-model-version"; });
+  if (!named) response.headers.emplace_back("x-model-version", models_.current(0)->version_label());
 }
 
 HttpResponse InferenceService::info() const {

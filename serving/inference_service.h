@@ -46,6 +46,9 @@ class InferenceService {
   bool ready() const { return ready_; }
   // Returns the inference requests admitted and not answered yet.
   size_t in_flight() const { return in_flight_; }
+  // Adds x-model-version, the default model's, to a response that names none (routes that score
+  // nothing, the HTTP server's own 413/431/400).
+  void name_version(HttpResponse& response) const;
 
  private:
   struct Call;

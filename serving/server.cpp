@@ -190,6 +190,7 @@ void run_server(const std::vector<ModelSpec>& specs, const ServerConfig& config,
     record.duration = exchange.duration;
     access.record(std::move(record));
   });
+  server.on_own_response([&service](HttpResponse& response) { service.name_version(response); });
   server.start();
   service.set_ready(true);
   // The one line on stdout: scripts and tests wait for it.

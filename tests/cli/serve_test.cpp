@@ -499,10 +499,10 @@ TEST_CASE("serve answers each bad request with its status and error type and kee
   CHECK(server.stderr_text().find("please report") == std::string::npos);
 }
 
-TEST_CASE("serve's inference answers carry x-model-version and JSON, errors included") {
+TEST_CASE("serve's answers carry x-model-version and x-total-time on every route, errors included") {
   // Every inference route's answer names the model version that the route resolves to, even
-  // when the request was refused before a model saw it (issue 14: "Every response carries
-  // x-model-version").
+  // when the request was refused before a model saw it; routes that score nothing name the
+  // default model's (issue 14: "Every response carries x-model-version").
   const auto& m = models();
   t::ServeProcess server({"--model", m.m1});
   struct Case {
@@ -529,13 +529,22 @@ TEST_CASE("serve's inference answers carry x-model-version and JSON, errors incl
     CHECK(reply.header("x-model-version") == "m1");
     CHECK(reply.has_header("x-total-time"));
   }
+  for (const std::string path : {"/health", "/info", "/metrics", "/v2/health/live", "/v2", "/no-such-route", "/predict"}) {
+    CAPTURE(path);
+    auto reply = t::http_get(server.url(path));
+    CHECK(reply.status == (path == "/no-such-route" ? 404 : path == "/predict" ? 405 : 200));
+    CHECK(reply.header("x-model-version") == "m1");
+    CHECK(reply.has_header("x-total-time"));
+  }
 }
 
 TEST_CASE("serve refuses a body over --payload-limit with 413 and closes a slowloris connection") {
   const auto& m = models();
   t::ServeProcess server({"--model", m.m1, "--payload-limit", "1000", "--request-timeout", "1"});
   std::string big = json{{"inputs", std::string(1200, 'a')}}.dump();
-  check_error(t::http_post(server.url("/predict"), big), 413, "payload_too_large");
+  const auto over = t::http_post(server.url("/predict"), big);
+  check_error(over, 413, "payload_too_large");
+  CHECK(over.header("x-model-version") == "m1");  // the HTTP layer's own answer names it too
   // With Expect: 100-continue the refusal comes before the body is sent.
   auto expect = t::http_post(server.url("/predict"), big, {"Expect: 100-continue"});
   check_error(expect, 413, "payload_too_large");
@@ -685,11 +694,12 @@ TEST_CASE("serve writes one access-log line per request with method, path, statu
   struct Expected {
     std::string method, path, status, version, tokens;
   };
-  std::vector<Expected> expected = {{"GET", "/health", "200", "-", "0"},
+  // The version is the one the answer names: the default model's on routes that score nothing.
+  std::vector<Expected> expected = {{"GET", "/health", "200", "m1", "0"},
                                     {"POST", "/predict", "200", "m1", single.header("x-compute-tokens")},
                                     {"POST", "/predict", "200", "m1", batch.header("x-compute-tokens")},
                                     {"POST", "/predict", "422", "m1", "0"},
-                                    {"GET", "/nope", "404", "-", "0"}};
+                                    {"GET", "/nope", "404", "m1", "0"}};
   CHECK(std::stoi(single.header("x-compute-tokens")) == 4);  // [CLS] hello world [SEP]
   for (size_t i = 0; i < lines.size(); ++i) {
     CAPTURE(lines[i]);
