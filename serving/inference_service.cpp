@@ -68,10 +68,8 @@ InferenceService::~InferenceService() = default;
 void InferenceService::handle(HttpRequest request, Responder responder) {
   Route route = match_route(request.method, request.path);
   const auto received = request.received;
-  // Every answer names a model version and its time, as inference answers do.
   auto answer = [&](HttpResponse response) {
-    name_version(response);
-    response.headers.emplace_back("x-total-time", std::to_string(whole_ms(Clock::now() - received)));
+    stamp(response, received);
     responder.send(std::move(response));
   };
   try {
@@ -294,15 +292,13 @@ void InferenceService::send(Call& call, int status, std::string body) {
   if (call.answered) return;
   call.answered = true;
   HttpResponse response = json_response(status, std::move(body));
-  const auto now = Clock::now();
   if (call.version) {
     response.headers.emplace_back("x-model-version", call.version->version_label());
     response.headers.emplace_back("x-compute-type", options_.device);
     response.headers.emplace_back("x-compute-tokens", std::to_string(call.tokens));
     response.headers.emplace_back("x-compute-characters", std::to_string(call.characters));
   }
-  name_version(response);
-  response.headers.emplace_back("x-total-time", std::to_string(whole_ms(now - call.request.received)));
+  stamp(response, call.request.received);
   if (call.tokenized != Clock::time_point{}) {
     response.headers.emplace_back("x-tokenization-time", std::to_string(whole_ms(call.tokenized - call.request.received)));
     response.headers.emplace_back("x-queue-time", std::to_string(whole_ms(call.timing.queue)));
@@ -316,6 +312,11 @@ void InferenceService::name_version(HttpResponse& response) const {
   const bool named = std::any_of(response.headers.begin(), response.headers.end(),
                                  [](const auto& header) { return header.first == "x-model-version"; });
   if (!named) response.headers.emplace_back("x-model-version", models_.current(0)->version_label());
+}
+
+void InferenceService::stamp(HttpResponse& response, Clock::time_point received) const {
+  name_version(response);
+  response.headers.emplace_back("x-total-time", std::to_string(whole_ms(Clock::now() - received)));
 }
 
 HttpResponse InferenceService::info() const {

@@ -58,6 +58,8 @@ class InferenceService {
               std::string error);
   void reply_error(Call& call, int status, const std::string& type, const std::string& message);
   void send(Call& call, int status, std::string body);
+  // Every answer's common headers: the version it names and x-total-time since `received`.
+  void stamp(HttpResponse& response, std::chrono::steady_clock::time_point received) const;
   HttpResponse info() const;
   size_t slot_for(const Route& route) const;  // RequestError 404 for an unknown model or version
 
