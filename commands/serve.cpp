@@ -73,9 +73,10 @@ void run_serve(const ServeOptions& options, const Console& console) {
   config.loader.predictor.device = device;
   config.loader.predictor.batch_size = config.batching.max_batch_requests;  // the batcher's batch is one pass
   config.loader.predictor.max_length = static_cast<size_t>(options.max_length);
-  // On a CPU a forward pass costs a few dozen tokens' worth beyond its padded tokens, so a
-  // mixed batch is cut by length (64 measured best with bench/serve_throughput.sh at 64
-  // connections). On a GPU a pass costs far more than its tokens: a batch stays one pass.
+  // An fp32 model runs unpadded: a batch is one pass whatever its lengths. For an int8 one,
+  // which pads, on a CPU a forward pass costs a few dozen tokens' worth beyond its padded
+  // tokens, so a mixed batch is cut by length (64 measured best with bench/serve_throughput.sh
+  // at 64 connections). On a GPU a pass costs far more than its tokens: a batch stays one pass.
   config.loader.predictor.pass_cost_tokens = device.is_cpu() ? 64 : 0;
   config.loader.max_batch_tokens = config.batching.max_batch_tokens;
   config.loader.registry = console.options().registry;

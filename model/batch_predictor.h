@@ -96,11 +96,12 @@ class BatchPredictor {
   size_t num_labels() const { return static_cast<size_t>(predictor_.num_labels()); }
   size_t max_length() const { return max_length_; }
   size_t batch_size() const { return predictor_.options().batch_size; }
-  // Whether predict() cuts its inputs into passes of similar lengths (pass_cost_tokens > 0).
-  bool cuts_passes_by_length() const { return predictor_.options().pass_cost_tokens > 0; }
+  // Whether a batch of mixed lengths costs about its real tokens: the model runs unpadded, or
+  // predict() cuts it into passes of similar lengths (pass_cost_tokens, a padded model).
+  bool mixes_lengths() const { return predictor_.runs_unpadded() || predictor_.cuts_passes_by_length(); }
   const BertConfig& config() const { return predictor_.config(); }
   const tokenizer::BertTokenizer& tokenizer() const { return tokenizer_; }
-  // Returns the real (unpadded) and the computed (padded) token counts so far.
+  // Returns the real and the computed token counts so far (Predictor::padded_tokens).
   uint64_t tokens() const { return predictor_.tokens(); }
   uint64_t padded_tokens() const { return predictor_.padded_tokens(); }
 

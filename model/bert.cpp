@@ -85,6 +85,16 @@ torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids, const 
   return dropout(LayerNorm(embedded));
 }
 
+torch::Tensor BertEmbeddingsImpl::forward_packed(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                                                 const PackedLayout& layout) {
+  // A token's position is its column in the padded batch, as in forward().
+  auto positions = torch::remainder(layout.rows, layout.length);
+  auto embedded = word_embeddings(input_ids.reshape({-1}).index_select(0, layout.rows)) +
+                  position_embeddings(positions) +
+                  token_type_embeddings(token_type_ids.reshape({-1}).index_select(0, layout.rows));
+  return dropout(LayerNorm(embedded));
+}
+
 BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& config)
     : heads(config.num_attention_heads),
       head_size(config.hidden_size / config.num_attention_heads),
@@ -94,25 +104,47 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& config)
   value = register_module("value", QuantizableLinear(config.hidden_size, config.hidden_size));
 }
 
+namespace {
+
+// Scaled dot-product attention of q (batch, heads, queries, head_size) over k and v (batch,
+// heads, keys, head_size); `additive_mask` is (batch, 1, 1, keys).
+torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                     const torch::Tensor& additive_mask, double dropout_p, bool training) {
+#if TORCH_VERSION_MAJOR >= 2
+  // Fused attention kernels (flash / memory-efficient on CUDA) where this libtorch has them.
+  return at::scaled_dot_product_attention(q, k, v, additive_mask.to(q.dtype()), training ? dropout_p : 0.0,
+                                          /*is_causal=*/false);
+#else
+  auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(q.size(-1)));
+  scores = scores + additive_mask.to(scores.dtype());
+  auto probabilities = torch::softmax(scores, -1);
+  probabilities = torch::dropout(probabilities, dropout_p, training);
+  return torch::matmul(probabilities, v);
+#endif
+}
+
+}  // namespace
+
 torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& additive_mask) {
   const int64_t batch = hidden.size(0), length = hidden.size(1);
   auto split_heads = [&](const torch::Tensor& x) { return x.view({batch, length, heads, head_size}).transpose(1, 2); };
-  auto q = split_heads(query(hidden));
-  auto k = split_heads(key(hidden));
-  auto v = split_heads(value(hidden));
-  torch::Tensor context;
-#if TORCH_VERSION_MAJOR >= 2
-  // Fused attention kernels (flash / memory-efficient on CUDA) where this libtorch has them.
-  context = at::scaled_dot_product_attention(q, k, v, additive_mask.to(q.dtype()), is_training() ? dropout_p : 0.0,
-                                             /*is_causal=*/false);
-#else
-  auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_size));
-  scores = scores + additive_mask.to(scores.dtype());
-  auto probabilities = torch::softmax(scores, -1);
-  probabilities = torch::dropout(probabilities, dropout_p, is_training());
-  context = torch::matmul(probabilities, v);
-#endif
+  auto context = attend(split_heads(query(hidden)), split_heads(key(hidden)), split_heads(value(hidden)),
+                        additive_mask, dropout_p, is_training());
   return context.transpose(1, 2).reshape({batch, length, heads * head_size});
+}
+
+torch::Tensor BertSelfAttentionImpl::forward_packed(const torch::Tensor& hidden, const PackedLayout& layout,
+                                                    bool first_only) {
+  const int64_t batch = layout.batch, length = layout.length;
+  auto split_heads = [&](const torch::Tensor& x) { return x.view({batch, -1, heads, head_size}).transpose(1, 2); };
+  auto k = split_heads(layout.pad(key(hidden)));
+  auto v = split_heads(layout.pad(value(hidden)));
+  if (first_only) {
+    auto q = split_heads(query(hidden.index_select(0, layout.first_rows)));  // (batch, heads, 1, head_size)
+    return attend(q, k, v, layout.additive_mask, dropout_p, false).reshape({batch, heads * head_size});
+  }
+  auto context = attend(split_heads(layout.pad(query(hidden))), k, v, layout.additive_mask, dropout_p, false);
+  return context.transpose(1, 2).reshape({batch * length, heads * head_size}).index_select(0, layout.rows);
 }
 
 BertResidualOutputImpl::BertResidualOutputImpl(int64_t in, int64_t out, const BertConfig& config) {
@@ -134,6 +166,12 @@ torch::Tensor BertAttentionImpl::forward(const torch::Tensor& hidden, const torc
   return output(self(hidden, additive_mask), hidden);
 }
 
+torch::Tensor BertAttentionImpl::forward_packed(const torch::Tensor& hidden, const PackedLayout& layout,
+                                                bool first_only) {
+  auto residual = first_only ? hidden.index_select(0, layout.first_rows) : hidden;
+  return output(self->forward_packed(hidden, layout, first_only), residual);
+}
+
 BertIntermediateImpl::BertIntermediateImpl(const BertConfig& config) {
   dense = register_module("dense", QuantizableLinear(config.hidden_size, config.intermediate_size));
 }
@@ -153,6 +191,11 @@ torch::Tensor BertLayerImpl::forward(const torch::Tensor& hidden, const torch::T
   return output(intermediate(attended), attended);
 }
 
+torch::Tensor BertLayerImpl::forward_packed(const torch::Tensor& hidden, const PackedLayout& layout, bool first_only) {
+  auto attended = attention->forward_packed(hidden, layout, first_only);
+  return output(intermediate(attended), attended);
+}
+
 BertEncoderImpl::BertEncoderImpl(const BertConfig& config) {
   layer = register_module("layer", torch::nn::ModuleList());
   for (int64_t i = 0; i < config.num_hidden_layers; ++i) layer->push_back(BertLayer(config));
@@ -160,6 +203,14 @@ BertEncoderImpl::BertEncoderImpl(const BertConfig& config) {
 
 torch::Tensor BertEncoderImpl::forward(torch::Tensor hidden, const torch::Tensor& additive_mask) {
   for (const auto& module : *layer) hidden = module->as<BertLayer>()->forward(hidden, additive_mask);
+  return hidden;
+}
+
+torch::Tensor BertEncoderImpl::first_tokens_packed(torch::Tensor hidden, const PackedLayout& layout) {
+  const size_t layers = layer->size();
+  if (layers == 0) return hidden.index_select(0, layout.first_rows);
+  for (size_t i = 0; i < layers; ++i)
+    hidden = layer[i]->as<BertLayer>()->forward_packed(hidden, layout, /*first_only=*/i + 1 == layers);
   return hidden;
 }
 
@@ -178,22 +229,55 @@ BertModelImpl::BertModelImpl(const BertConfig& config, bool with_pooler) {
   if (with_pooler) pooler = register_module("pooler", BertPooler(config));
 }
 
+namespace {
+
+// Hugging Face's extended mask: (1 - mask) * the dtype's lowest value, broadcast over heads and queries.
+torch::Tensor additive_mask_of(const torch::Tensor& attention_mask, torch::ScalarType dtype) {
+  double lowest = dtype == torch::kDouble ? std::numeric_limits<double>::lowest()
+                  : dtype == torch::kHalf ? -65504.0
+                  : dtype == torch::kBFloat16 ? -3.38953139e38
+                                              : static_cast<double>(std::numeric_limits<float>::lowest());
+  return (1.0 - attention_mask.to(dtype).unsqueeze(1).unsqueeze(2)) * lowest;
+}
+
+}  // namespace
+
+torch::Tensor PackedLayout::pad(const torch::Tensor& packed) const {
+  return torch::zeros({batch * length, packed.size(1)}, packed.options())
+      .index_copy_(0, rows, packed)
+      .view({batch, length, packed.size(1)});
+}
+
+bool BertModelImpl::runs_unpadded() const {
+  for (const auto& item : modules()) {
+    const auto* linear = dynamic_cast<const QuantizableLinearImpl*>(item.get());
+    const auto* embedding = dynamic_cast<const QuantizableEmbeddingImpl*>(item.get());
+    if ((linear && linear->is_int8()) || (embedding && embedding->is_int8())) return false;
+  }
+  return true;
+}
+
 torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
                                      const torch::Tensor& attention_mask) {
-  return pooler(encode(input_ids, token_type_ids, attention_mask));
+  if (is_training() || !runs_unpadded() || input_ids.dim() != 2 || input_ids.size(1) == 0 ||
+      !attention_mask.select(1, 0).ne(0).all().item<bool>())
+    return pooler(encode(input_ids, token_type_ids, attention_mask));
+  PackedLayout layout;
+  layout.batch = input_ids.size(0);
+  layout.length = input_ids.size(1);
+  auto attended = attention_mask.reshape({-1}).ne(0);
+  layout.rows = attended.nonzero().reshape({-1});
+  // The packed row of a real token is the number of real tokens before it.
+  layout.first_rows = (attended.to(torch::kLong).cumsum(0) - 1).view({layout.batch, layout.length}).select(1, 0);
+  auto hidden = embeddings->forward_packed(input_ids, token_type_ids, layout);
+  layout.additive_mask = additive_mask_of(attention_mask, hidden.scalar_type());
+  return pooler->dense->forward(encoder->first_tokens_packed(hidden, layout)).tanh();
 }
 
 torch::Tensor BertModelImpl::encode(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
                                     const torch::Tensor& attention_mask) {
   auto hidden = embeddings(input_ids, token_type_ids);
-  // Hugging Face's extended mask: (1 - mask) * the dtype's lowest value, broadcast over heads and queries.
-  auto dtype = hidden.scalar_type();
-  double lowest = dtype == torch::kDouble ? std::numeric_limits<double>::lowest()
-                  : dtype == torch::kHalf ? -65504.0
-                  : dtype == torch::kBFloat16 ? -3.38953139e38
-                                              : static_cast<double>(std::numeric_limits<float>::lowest());
-  auto additive_mask = (1.0 - attention_mask.to(dtype).unsqueeze(1).unsqueeze(2)) * lowest;
-  return encoder(hidden, additive_mask);
+  return encoder(hidden, additive_mask_of(attention_mask, hidden.scalar_type()));
 }
 
 BertForSequenceClassificationImpl::BertForSequenceClassificationImpl(const BertConfig& cfg) : config(cfg) {

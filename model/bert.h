@@ -36,9 +36,25 @@ struct QuantizableEmbeddingImpl : torch::nn::EmbeddingImpl {
 TORCH_MODULE(QuantizableEmbedding);
 // --- end int8 ---
 
+// Where the real tokens of a padded (batch, length) batch are. Inference runs its Linears,
+// LayerNorms and GELUs on those rows only, packed into one (tokens, hidden) matrix, and pads
+// only for attention: a batch of mixed lengths costs about its real tokens.
+struct PackedLayout {
+  int64_t batch = 0, length = 0;
+  torch::Tensor rows;           // (tokens): the flat index into batch x length of each real token
+  torch::Tensor first_rows;     // (batch): the packed row of each sequence's first token, [CLS]
+  torch::Tensor additive_mask;  // (batch, 1, 1, length): 0 where attended, a large negative where padded
+
+  // Returns `packed` (tokens, width) laid out as (batch, length, width), zeros where padded.
+  torch::Tensor pad(const torch::Tensor& packed) const;
+};
+
 struct BertEmbeddingsImpl : torch::nn::Module {
   explicit BertEmbeddingsImpl(const BertConfig& config);
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids);
+  // The same for the real tokens of `layout` only: returns (tokens, hidden).
+  torch::Tensor forward_packed(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                               const PackedLayout& layout);
 
   QuantizableEmbedding word_embeddings{nullptr};
   torch::nn::Embedding position_embeddings{nullptr}, token_type_embeddings{nullptr};
@@ -51,6 +67,9 @@ struct BertSelfAttentionImpl : torch::nn::Module {
   explicit BertSelfAttentionImpl(const BertConfig& config);
   // `additive_mask` is (batch, 1, 1, seq): 0 where attended, a large negative where padded.
   torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& additive_mask);
+  // `hidden` is packed (tokens, hidden); returns the context of every real token, or with
+  // `first_only` of each sequence's first token only (batch, hidden).
+  torch::Tensor forward_packed(const torch::Tensor& hidden, const PackedLayout& layout, bool first_only);
 
   int64_t heads, head_size;
   double dropout_p;
@@ -72,6 +91,7 @@ TORCH_MODULE(BertResidualOutput);
 struct BertAttentionImpl : torch::nn::Module {
   explicit BertAttentionImpl(const BertConfig& config);
   torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& additive_mask);
+  torch::Tensor forward_packed(const torch::Tensor& hidden, const PackedLayout& layout, bool first_only);
 
   BertSelfAttention self{nullptr};
   BertResidualOutput output{nullptr};
@@ -89,6 +109,9 @@ TORCH_MODULE(BertIntermediate);
 struct BertLayerImpl : torch::nn::Module {
   explicit BertLayerImpl(const BertConfig& config);
   torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& additive_mask);
+  // `hidden` is packed (tokens, hidden); with `first_only` returns (batch, hidden), the output
+  // at each sequence's first token only (all the pooler reads of the last layer).
+  torch::Tensor forward_packed(const torch::Tensor& hidden, const PackedLayout& layout, bool first_only);
 
   BertAttention attention{nullptr};
   BertIntermediate intermediate{nullptr};
@@ -99,6 +122,8 @@ TORCH_MODULE(BertLayer);
 struct BertEncoderImpl : torch::nn::Module {
   explicit BertEncoderImpl(const BertConfig& config);
   torch::Tensor forward(torch::Tensor hidden, const torch::Tensor& additive_mask);
+  // Returns the last layer's output at each sequence's first token (batch, hidden).
+  torch::Tensor first_tokens_packed(torch::Tensor hidden, const PackedLayout& layout);
 
   torch::nn::ModuleList layer{nullptr};
 };
@@ -115,9 +140,14 @@ TORCH_MODULE(BertPooler);
 struct BertModelImpl : torch::nn::Module {
   // Without the pooler for the masked-LM model, as Hugging Face's BertForMaskedLM (add_pooling_layer=False).
   explicit BertModelImpl(const BertConfig& config, bool with_pooler = true);
-  // Returns the pooled [CLS] representation (batch, hidden).
+  // Returns the pooled [CLS] representation (batch, hidden). In eval mode, for an fp32 model and
+  // a mask that attends every first token, the unpadded path (PackedLayout): the same numbers
+  // to float rounding, at the cost of the real tokens.
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
                         const torch::Tensor& attention_mask);
+  // Whether forward() in eval mode runs unpadded: no int8 modules (their activations are
+  // quantized over the whole padded tensor, as the exported ONNX graph does).
+  bool runs_unpadded() const;
   // Returns the last hidden states of every position (batch, seq, hidden).
   torch::Tensor encode(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
                        const torch::Tensor& attention_mask);

@@ -91,9 +91,9 @@ struct DynamicBatcher::Queues {
   uint64_t next_sequence = 0;
 
   // Plans a batch from the bucket whose first input has waited longest, topped up from the
-  // same version's shorter buckets (which do not widen the batch). When the version's
-  // predictor cuts a batch into passes of similar lengths (pass_cost_tokens), longer buckets
-  // top it up too: they get passes of their own instead of waiting for the next batch.
+  // same version's shorter buckets (which do not widen the batch). When mixing lengths is
+  // cheap (the model runs unpadded, or its predictor cuts passes by length), longer buckets
+  // top it up too instead of waiting for the next batch.
   Plan plan(const BatcherOptions& options) const {
     Plan plan;
     const VersionQueue* chosen = nullptr;
@@ -129,7 +129,7 @@ struct DynamicBatcher::Queues {
     };
     fill(bucket);
     for (size_t b = bucket; b-- > 0 && !plan.full;) fill(b);
-    if (chosen->version->predictor().cuts_passes_by_length())
+    if (chosen->version->predictor().mixes_lengths())
       for (size_t b = bucket + 1; b < kBuckets && !plan.full; ++b) fill(b);
     plan.full = plan.full || !fits(plan.width);
     return plan;
@@ -352,7 +352,7 @@ void DynamicBatcher::forward(std::vector<Item>& batch) {
     error = "inference failed: an unknown error";
   }
   const Clock::time_point end = Clock::now();
-  // The predictor may cut the batch into passes of similar lengths: count what it padded.
+  // The predictor may cut the batch into passes of similar lengths, or run it unpadded: count what it computed.
   if (version.predictor().padded_tokens() > padded_before)
     stats.padded_tokens = version.predictor().padded_tokens() - padded_before;
   stats.seconds = std::chrono::duration<double>(end - start).count();

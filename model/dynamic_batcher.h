@@ -1,8 +1,8 @@
 // Batches inputs from many requests into forward passes on one inference thread (`recmodel
 // serve`): per model version, inputs are bucketed by length and a batch is filled from the bucket
 // whose first input has waited longest, up to max_batch_requests inputs and max_batch_tokens
-// padded tokens (and topped up from longer buckets when the version's predictor cuts a batch
-// into passes of similar lengths). An idle thread takes what is queued at once; it waits (up to max_queue_delay)
+// padded tokens (and topped up from longer buckets when mixing lengths is cheap: the model runs
+// unpadded, or its predictor cuts a batch into passes of similar lengths). An idle thread takes what is queued at once; it waits (up to max_queue_delay)
 // only while requests it was told about are still being tokenized, so a lone request is never
 // delayed and a busy server fills its batches during the previous forward pass.
 #pragma once
@@ -41,7 +41,7 @@ struct BatchStats {
   const LoadedVersion* version = nullptr;
   size_t inputs = 0;
   size_t tokens = 0;         // real tokens
-  size_t padded_tokens = 0;  // what the forward passes computed: each input x its pass's longest
+  size_t padded_tokens = 0;  // what the forward passes computed (Predictor::padded_tokens)
   double seconds = 0;
   bool failed = false;
 };

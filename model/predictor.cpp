@@ -59,6 +59,7 @@ Predictor::Predictor(BertForSequenceClassification model, int64_t pad_id, Predic
   if (options_.batch_size == 0) fail<UsageError>("--batch-size must be 1 or more");
   model_->eval();
   model_->to(options_.device);
+  unpadded_ = model_->bert->runs_unpadded();
 }
 
 torch::Tensor Predictor::logits(const std::vector<SequenceView>& sequences) {
@@ -92,7 +93,8 @@ torch::Tensor Predictor::logits(const std::vector<SequenceView>& sequences) {
 
   std::vector<size_t> lengths(order.size());
   for (size_t i = 0; i < order.size(); ++i) lengths[i] = sequences[order[i]].length;
-  const std::vector<size_t> cuts = pass_starts(lengths, options_.batch_size, options_.pass_cost_tokens);
+  const std::vector<size_t> cuts =
+      pass_starts(lengths, options_.batch_size, cuts_passes_by_length() ? options_.pass_cost_tokens : 0);
 
   torch::InferenceMode inference;
   for (size_t pass = 0; pass < cuts.size(); ++pass) {
@@ -120,8 +122,9 @@ torch::Tensor Predictor::logits(const std::vector<SequenceView>& sequences) {
         mask_row[j] = 1;
       }
       tokens_ += s.length;
+      if (unpadded_) padded_tokens_ += s.length;
     }
-    padded_tokens_ += count * width;
+    padded_tokens_ += unpadded_ ? 0 : count * width;
     torch::Tensor batch_logits;
     if (options_.device.is_cpu()) {
       batch_logits = model_->forward(ids, types, mask);

@@ -31,7 +31,9 @@ struct PredictorOptions {
   // 0: the sequences, sorted by length, are cut into passes of batch_size. Otherwise what one
   // more forward pass costs, in padded tokens: the sorted sequences are cut where that
   // minimises padded tokens plus this per pass, so a mixed batch from `recmodel serve` does
-  // not pad every short query to the longest review.
+  // not pad every short query to the longest review. Only for a model that runs padded (int8):
+  // an fp32 one runs unpadded (BertModel::forward), where a pass costs its real tokens whatever
+  // their lengths, so its passes are always batch_size.
   size_t pass_cost_tokens = 0;
 };
 
@@ -55,7 +57,12 @@ class Predictor {
   int64_t num_labels() const { return model_->config.num_labels(); }
   const BertConfig& config() const { return model_->config; }
   const PredictorOptions& options() const { return options_; }
-  // Returns the real (unpadded) and the computed (padded) token counts so far.
+  // Whether the forward passes run unpadded (an fp32 model; see BertModel::forward).
+  bool runs_unpadded() const { return unpadded_; }
+  // Whether predict() cuts its sequences into passes of similar lengths (pass_cost_tokens, padded models).
+  bool cuts_passes_by_length() const { return !unpadded_ && options_.pass_cost_tokens > 0; }
+  // Returns the real token count and the computed one so far: each sequence padded to its
+  // pass's longest, or the real tokens again when the model runs unpadded.
   uint64_t tokens() const { return tokens_; }
   uint64_t padded_tokens() const { return padded_tokens_; }
 
@@ -63,6 +70,7 @@ class Predictor {
   BertForSequenceClassification model_;
   int64_t pad_id_;
   PredictorOptions options_;
+  bool unpadded_ = false;
   uint64_t tokens_ = 0;
   uint64_t padded_tokens_ = 0;
 };

@@ -99,7 +99,8 @@ struct ServeMetrics::Impl {
                          .Register(registry)),
         batch_tokens(prometheus::BuildHistogram()
                          .Name("recmodel_batch_tokens")
-                         .Help("Tokens in one forward pass, padding included (inputs times the longest).")
+                         .Help("Tokens computed in one forward pass: the real tokens of an fp32 model, "
+                               "inputs times the longest for an int8 one.")
                          .Register(registry)),
         queue_inputs(prometheus::BuildGauge()
                          .Name("recmodel_queue_inputs")

@@ -108,6 +108,34 @@ TEST_CASE("padding does not change a row's logits") {
   }
 }
 
+TEST_CASE("in eval mode the unpadded forward pass gives the padded pass's logits, pairs and holes in the mask too") {
+  auto cases = nlohmann::json::parse(t::read_text(reference_dir() / "cases.json"));
+  auto loaded = model::load_model(reference_dir() / "safetensors_f32", [](const std::string&) {});
+  loaded.model->eval();
+  REQUIRE(loaded.model->bert->runs_unpadded());
+  torch::NoGradGuard no_grad;
+  const auto padded = [&](const torch::Tensor& ids, const torch::Tensor& types, const torch::Tensor& mask) {
+    auto& bert = *loaded.model->bert;
+    return loaded.model->classifier(bert.pooler(bert.encode(ids, types, mask)));
+  };
+  for (const auto& [name, batch] : cases["batches"].items()) {
+    CAPTURE(name);
+    auto ids = tensor_of(batch["input_ids"]), types = tensor_of(batch["token_type_ids"]),
+         mask = tensor_of(batch["attention_mask"]);
+    REQUIRE(mask.eq(0).any().item<bool>());  // the batch really has padding
+    auto expected = padded(ids, types, mask);
+    CHECK((loaded.model->forward(ids, types, mask) - expected).abs().max().item<double>() <= 1e-5);
+    // A hole inside a sequence is masked out of attention the same way on both paths.
+    auto holed = mask.clone();
+    holed.index_put_({0, 1}, 0);
+    CHECK((loaded.model->forward(ids, types, holed) - padded(ids, types, holed)).abs().max().item<double>() <= 1e-5);
+    // A mask that skips a first token takes the padded path: the same numbers exactly.
+    auto unfirst = mask.clone();
+    unfirst.index_put_({0, 0}, 0);
+    CHECK(torch::equal(loaded.model->forward(ids, types, unfirst), padded(ids, types, unfirst)));
+  }
+}
+
 TEST_CASE("a bare encoder loads with a new head and a warning naming it") {
   std::vector<std::string> warnings;
   auto loaded = model::load_model(reference_dir() / "bare_encoder", [&](const std::string& w) { warnings.push_back(w); });

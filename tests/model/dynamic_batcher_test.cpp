@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "converters/quantization.h"
 #include "tests/converters/model_fixture.h"
 
 namespace t = recmodel::testing;
@@ -28,6 +29,13 @@ const std::vector<std::string> kLabels = {"books", "electronics", "toys"};
 
 model::BertForSequenceClassification make_model(const std::vector<std::string>& labels, uint64_t seed) {
   return t::fixture_model("tiny", labels, seed, /*initializer_range=*/0.1);
+}
+
+// An int8 model runs padded (BertModel::runs_unpadded), so the cost of mixing lengths shows.
+model::BertForSequenceClassification make_int8_model(const std::vector<std::string>& labels, uint64_t seed) {
+  auto m = make_model(labels, seed);
+  converters::quantize_model(*m, {});
+  return m;
 }
 
 model::VersionPtr make_version(model::BertForSequenceClassification m, const std::string& name, size_t batch_size,
@@ -49,10 +57,15 @@ model::VersionPtr make_version(const std::string& name = "m", size_t batch_size 
 }
 
 // The reference: the same weights scored offline.
-model::BatchPredictor make_reference(const std::vector<std::string>& labels = kLabels, uint64_t seed = 5) {
+model::BatchPredictor make_reference(model::BertForSequenceClassification m, size_t pass_cost_tokens = 0) {
   model::BatchPredictorOptions options;
   options.batch_size = 64;
-  return model::BatchPredictor(make_model(labels, seed), t::fixture_tokenizer(), options);
+  options.pass_cost_tokens = pass_cost_tokens;
+  return model::BatchPredictor(std::move(m), t::fixture_tokenizer(), options);
+}
+
+model::BatchPredictor make_reference(const std::vector<std::string>& labels = kLabels, uint64_t seed = 5) {
+  return make_reference(make_model(labels, seed));
 }
 
 std::vector<model::EncodedInput> encode(const model::LoadedVersion& version, const std::vector<model::TextInput>& in) {
@@ -325,8 +338,9 @@ TEST_CASE("DynamicBatcher: max_batch_tokens bounds a batch's padded tokens, and 
   CHECK(batches.stats().size() == 3);
 }
 
-TEST_CASE("DynamicBatcher: shorter inputs top up a batch of longer ones, but longer ones never widen a short batch") {
-  auto version = make_version();
+TEST_CASE("DynamicBatcher: for a padded model shorter inputs top up a batch of longer ones, but longer ones never widen a short batch") {
+  auto version = make_version(make_int8_model(kLabels, 5), "m", 64);
+  REQUIRE_FALSE(version->predictor().mixes_lengths());
   const model::TextInput long_input{text_of_words(38), std::nullopt};  // 40 tokens: the 64 bucket
   const model::TextInput short_input{"red shoe for men", std::nullopt};  // 6 tokens: the 16 bucket
   Collector collector;
@@ -360,8 +374,10 @@ TEST_CASE("DynamicBatcher: shorter inputs top up a batch of longer ones, but lon
 }
 
 TEST_CASE("DynamicBatcher: when the predictor cuts passes by length, longer inputs join a short batch in passes of their own") {
-  auto version = make_version(make_model(kLabels, 5), "m", 64, 32);
-  auto reference = make_reference();
+  auto version = make_version(make_int8_model(kLabels, 5), "m", 64, 32);
+  REQUIRE(version->predictor().mixes_lengths());
+  // An int8 pass quantizes its activations as a whole: the reference scores the same passes.
+  auto reference = make_reference(make_int8_model(kLabels, 5), 32);
   const model::TextInput long_input{text_of_words(38), std::nullopt};  // 40 tokens: the 64 bucket
   const model::TextInput short_input{"red shoe for men", std::nullopt};  // 6 tokens: the 16 bucket
   Collector collector;
@@ -378,6 +394,35 @@ TEST_CASE("DynamicBatcher: when the predictor cuts passes by length, longer inpu
   CHECK(stats[0].inputs == 4);
   // Two passes: the long input alone, the short ones at their own width.
   CHECK(stats[0].padded_tokens == 40 + 3 * 6);
+  const auto expected =
+      reference.predict(std::vector<model::TextInput>{short_input, short_input, short_input, long_input});
+  REQUIRE(reference.padded_tokens() == 40 + 3 * 6);
+  REQUIRE(collector.get(0).predictions.size() == 3);
+  REQUIRE(collector.get(1).predictions.size() == 1);
+  check_close(collector.get(0).predictions[2], expected[0]);
+  check_close(collector.get(1).predictions[0], expected[3]);
+}
+
+TEST_CASE("DynamicBatcher: an unpadded model takes longer inputs into a short batch, one pass costing its real tokens") {
+  auto version = make_version(make_model(kLabels, 5), "m", 64, 32);
+  REQUIRE(version->predictor().mixes_lengths());
+  auto reference = make_reference();
+  const model::TextInput long_input{text_of_words(38), std::nullopt};  // 40 tokens: the 64 bucket
+  const model::TextInput short_input{"red shoe for men", std::nullopt};  // 6 tokens: the 16 bucket
+  Collector collector;
+  Batches batches;
+  model::DynamicBatcher batcher(options_of(64, 4096), batches.hook());
+  {
+    Blocker blocker(batcher);
+    batcher.submit(version, encode(*version, {short_input, short_input, short_input}), collector.done_for(0));
+    batcher.submit(version, encode(*version, {long_input}), collector.done_for(1));
+  }
+  REQUIRE(collector.wait_for(2));
+  auto stats = batches.stats();
+  REQUIRE(stats.size() == 1);
+  CHECK(stats[0].inputs == 4);
+  CHECK(stats[0].tokens == 40 + 3 * 6);
+  CHECK(stats[0].padded_tokens == stats[0].tokens);  // pass_cost_tokens plays no part
   const auto expected = reference.predict(std::vector<model::TextInput>{short_input, long_input});
   REQUIRE(collector.get(0).predictions.size() == 3);
   REQUIRE(collector.get(1).predictions.size() == 1);

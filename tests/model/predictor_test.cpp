@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "common/error.h"
+#include "converters/quantization.h"
 #include "tests/converters/model_fixture.h"
 
 namespace t = recmodel::testing;
@@ -47,8 +48,9 @@ TEST_CASE("Predictor batches by length, pads per batch and returns rows in input
   }
 }
 
-TEST_CASE("Predictor sorts by length so batches carry little padding") {
+TEST_CASE("Predictor sorts by length so the batches of a padded model carry little padding") {
   auto m = t::fixture_model("tiny", {"a", "b"});
+  converters::quantize_model(*m, {});  // int8 runs padded (BertModel::runs_unpadded)
   auto tokenizer = t::fixture_tokenizer();
   // Alternating short and long inputs: in input order every batch of two would pad to the long one.
   std::vector<tokenizer::Encoding> encodings;
@@ -56,8 +58,30 @@ TEST_CASE("Predictor sorts by length so batches carry little padding") {
     encodings.push_back(tokenizer.encode(i % 2 ? "red" : "red blue green shoe shirt phone case cable lamp desk",
                                          std::nullopt, 128));
   model::Predictor predictor(m, tokenizer.pad_id(), {2, torch::kCPU});
+  REQUIRE_FALSE(predictor.runs_unpadded());
   predictor.logits(encodings);
   CHECK(predictor.padded_tokens() == predictor.tokens());
+  // One pass of all eight pads every "red" to the long text.
+  model::Predictor one_pass(m, tokenizer.pad_id(), {8, torch::kCPU});
+  one_pass.logits(encodings);
+  CHECK(one_pass.padded_tokens() > one_pass.tokens());
+}
+
+TEST_CASE("an fp32 Predictor runs unpadded: one pass of mixed lengths computes its real tokens only") {
+  auto m = t::fixture_model("tiny", {"a", "b"});
+  auto tokenizer = t::fixture_tokenizer();
+  std::vector<tokenizer::Encoding> encodings;
+  for (int i = 0; i < 8; ++i)
+    encodings.push_back(tokenizer.encode(i % 2 ? "red" : "red blue green shoe shirt phone case cable lamp desk",
+                                         std::nullopt, 128));
+  // A pass cost would cut a padded model's batch in two; an unpadded one stays one pass.
+  model::Predictor predictor(m, tokenizer.pad_id(), {8, torch::kCPU, /*pass_cost_tokens=*/4});
+  REQUIRE(predictor.runs_unpadded());
+  CHECK_FALSE(predictor.cuts_passes_by_length());
+  torch::Tensor logits = predictor.logits(encodings);
+  CHECK(predictor.padded_tokens() == predictor.tokens());
+  for (size_t i = 0; i < encodings.size(); ++i)
+    CHECK(torch::allclose(logits[static_cast<int64_t>(i)], single_logits(m, encodings[i]), 1e-4, 1e-5));
 }
 
 TEST_CASE("pass_starts: fixed passes without a pass cost, cuts by length with one") {
