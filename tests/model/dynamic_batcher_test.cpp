@@ -373,40 +373,12 @@ TEST_CASE("DynamicBatcher: for a padded model shorter inputs top up a batch of l
   for (int id = 0; id < 4; ++id) CHECK(collector.get(id).error.empty());
 }
 
-TEST_CASE("DynamicBatcher: when the predictor cuts passes by length, longer inputs join a short batch in passes of their own") {
-  auto version = make_version(make_int8_model(kLabels, 5), "m", 64, 32);
-  REQUIRE(version->predictor().mixes_lengths());
-  // An int8 pass quantizes its activations as a whole: the reference scores the same passes.
-  auto reference = make_reference(make_int8_model(kLabels, 5), 32);
-  const model::TextInput long_input{text_of_words(38), std::nullopt};  // 40 tokens: the 64 bucket
-  const model::TextInput short_input{"red shoe for men", std::nullopt};  // 6 tokens: the 16 bucket
-  Collector collector;
-  Batches batches;
-  model::DynamicBatcher batcher(options_of(64, 4096), batches.hook());
-  {
-    Blocker blocker(batcher);
-    batcher.submit(version, encode(*version, {short_input, short_input, short_input}), collector.done_for(0));
-    batcher.submit(version, encode(*version, {long_input}), collector.done_for(1));
-  }
-  REQUIRE(collector.wait_for(2));
-  auto stats = batches.stats();
-  REQUIRE(stats.size() == 1);
-  CHECK(stats[0].inputs == 4);
-  // Two passes: the long input alone, the short ones at their own width.
-  CHECK(stats[0].padded_tokens == 40 + 3 * 6);
-  const auto expected =
-      reference.predict(std::vector<model::TextInput>{short_input, short_input, short_input, long_input});
-  REQUIRE(reference.padded_tokens() == 40 + 3 * 6);
-  REQUIRE(collector.get(0).predictions.size() == 3);
-  REQUIRE(collector.get(1).predictions.size() == 1);
-  check_close(collector.get(0).predictions[2], expected[0]);
-  check_close(collector.get(1).predictions[0], expected[3]);
-}
+namespace {
 
-TEST_CASE("DynamicBatcher: an unpadded model takes longer inputs into a short batch, one pass costing its real tokens") {
-  auto version = make_version(make_model(kLabels, 5), "m", 64, 32);
+// Three short inputs, then a long one, queued together for a version that mixes lengths: one
+// batch. Checks every answer against `reference` scoring the same four inputs; returns the batch.
+model::BatchStats short_and_long_batch(const model::VersionPtr& version, model::BatchPredictor& reference) {
   REQUIRE(version->predictor().mixes_lengths());
-  auto reference = make_reference();
   const model::TextInput long_input{text_of_words(38), std::nullopt};  // 40 tokens: the 64 bucket
   const model::TextInput short_input{"red shoe for men", std::nullopt};  // 6 tokens: the 16 bucket
   Collector collector;
@@ -422,12 +394,30 @@ TEST_CASE("DynamicBatcher: an unpadded model takes longer inputs into a short ba
   REQUIRE(stats.size() == 1);
   CHECK(stats[0].inputs == 4);
   CHECK(stats[0].tokens == 40 + 3 * 6);
-  CHECK(stats[0].padded_tokens == stats[0].tokens);  // pass_cost_tokens plays no part
-  const auto expected = reference.predict(std::vector<model::TextInput>{short_input, long_input});
+  const auto expected =
+      reference.predict(std::vector<model::TextInput>{short_input, short_input, short_input, long_input});
   REQUIRE(collector.get(0).predictions.size() == 3);
   REQUIRE(collector.get(1).predictions.size() == 1);
-  check_close(collector.get(0).predictions[2], expected[0]);
-  check_close(collector.get(1).predictions[0], expected[1]);
+  for (size_t i = 0; i < 3; ++i) check_close(collector.get(0).predictions[i], expected[i]);
+  check_close(collector.get(1).predictions[0], expected[3]);
+  return stats[0];
+}
+
+}  // namespace
+
+TEST_CASE("DynamicBatcher: when the predictor cuts passes by length, longer inputs join a short batch in passes of their own") {
+  // An int8 pass quantizes its activations as a whole: the reference scores the same passes.
+  auto reference = make_reference(make_int8_model(kLabels, 5), 32);
+  const auto stats = short_and_long_batch(make_version(make_int8_model(kLabels, 5), "m", 64, 32), reference);
+  // Two passes: the long input alone, the short ones at their own width.
+  CHECK(stats.padded_tokens == 40 + 3 * 6);
+  CHECK(reference.padded_tokens() == 40 + 3 * 6);
+}
+
+TEST_CASE("DynamicBatcher: an unpadded model takes longer inputs into a short batch, one pass costing its real tokens") {
+  auto reference = make_reference();
+  const auto stats = short_and_long_batch(make_version(make_model(kLabels, 5), "m", 64, 32), reference);
+  CHECK(stats.padded_tokens == stats.tokens);  // pass_cost_tokens plays no part
 }
 
 TEST_CASE("DynamicBatcher: the version whose input waited longest goes first and versions never share a batch") {
