@@ -220,8 +220,10 @@ BertPoolerImpl::BertPoolerImpl(const BertConfig& config) {
 
 torch::Tensor BertPoolerImpl::forward(const torch::Tensor& hidden) {
   using torch::indexing::Slice;
-  return torch::tanh(dense(hidden.index({Slice(), 0})));
+  return pool(hidden.index({Slice(), 0}));
 }
+
+torch::Tensor BertPoolerImpl::pool(const torch::Tensor& first_tokens) { return torch::tanh(dense(first_tokens)); }
 
 BertModelImpl::BertModelImpl(const BertConfig& config, bool with_pooler) {
   embeddings = register_module("embeddings", BertEmbeddings(config));
@@ -271,7 +273,7 @@ torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch
   layout.first_rows = (attended.to(torch::kLong).cumsum(0) - 1).view({layout.batch, layout.length}).select(1, 0);
   auto hidden = embeddings->forward_packed(input_ids, token_type_ids, layout);
   layout.additive_mask = additive_mask_of(attention_mask, hidden.scalar_type());
-  return pooler->dense->forward(encoder->first_tokens_packed(hidden, layout)).tanh();
+  return pooler->pool(encoder->first_tokens_packed(hidden, layout));
 }
 
 torch::Tensor BertModelImpl::encode(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,

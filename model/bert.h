@@ -131,7 +131,10 @@ TORCH_MODULE(BertEncoder);
 
 struct BertPoolerImpl : torch::nn::Module {
   explicit BertPoolerImpl(const BertConfig& config);
+  // `hidden` is (batch, seq, hidden); reads position 0.
   torch::Tensor forward(const torch::Tensor& hidden);
+  // The same from each sequence's first-token state (batch, hidden).
+  torch::Tensor pool(const torch::Tensor& first_tokens);
 
   QuantizableLinear dense{nullptr};
 };
