@@ -110,6 +110,7 @@ torch::Tensor Predictor::logits(const std::vector<SequenceView>& sequences) {
     int64_t* type_data = types.data_ptr<int64_t>();
     int64_t* mask_data = mask.data_ptr<int64_t>();
     int64_t* position_data = positions.data_ptr<int64_t>();
+    size_t pass_tokens = 0;
     for (size_t r = 0; r < count; ++r) {
       const SequenceView& s = sequences[order[start + r]];
       position_data[r] = static_cast<int64_t>(order[start + r]);
@@ -121,10 +122,10 @@ torch::Tensor Predictor::logits(const std::vector<SequenceView>& sequences) {
         type_row[j] = s.type_ids[j];
         mask_row[j] = 1;
       }
-      tokens_ += s.length;
-      if (unpadded_) padded_tokens_ += s.length;
+      pass_tokens += s.length;
     }
-    padded_tokens_ += unpadded_ ? 0 : count * width;
+    tokens_ += pass_tokens;
+    padded_tokens_ += unpadded_ ? pass_tokens : count * width;
     torch::Tensor batch_logits;
     if (options_.device.is_cpu()) {
       batch_logits = model_->forward(ids, types, mask);
