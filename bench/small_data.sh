@@ -3,14 +3,16 @@
 # pretrain + fine-tune and recmodel pretrain + train --autotune, on the same split and budget.
 #
 #   bench/small_data.sh [--rows 3000] [--corpus-rows 20000] [--budget 120] [--pretrain-epochs 3]
-#                       [--preset mini] [--threads N] [--recmodel PATH] [--keep DIR]
+#                       [--data-seed 11] [--preset mini] [--threads N] [--recmodel PATH] [--keep DIR]
 #   bench/small_data.sh --csv FILE --text-column C --label-column L [...]   # any labelled CSV
 #
 # Data: the shipped generator's reviews (share/generate_sample_data.py --only reviews, text ->
-#   1..5 stars, imbalanced and noisy) or --csv FILE; rows shuffled with seed 7 and cut 80/10/10
-#   into train/dev/test files that every contender reads. The unlabelled corpus for pretraining is
-#   --corpus-rows more reviews of another seed with their stars dropped (with --csv: the train and
-#   dev texts), as a catalogue's unlabelled text would be.
+#   1..5 stars, imbalanced and noisy; drawn with --data-seed) or --csv FILE; rows shuffled with
+#   seed 7 and cut 80/10/10 into train/dev/test files that every contender reads, row for row:
+#   recmodel's preprocess keeps repeated texts and conflicting labels as fastText does (a review
+#   written many times is signal on a small set). The unlabelled corpus for pretraining is
+#   --corpus-rows more reviews of the next seed with their stars dropped (with --csv: the train
+#   and dev texts), as a catalogue's unlabelled text would be.
 # Contenders (one table: accuracy, macro-F1, MAE over the label values when they are numbers,
 #   wall seconds):
 #   fastText   Debian's fasttext, supervised with -autotune-validation dev -autotune-duration BUDGET
@@ -27,6 +29,7 @@ rows=3000
 corpus_rows=20000
 budget=120
 pretrain_epochs=3
+data_seed=11
 preset=mini
 threads="$(nproc)"
 recmodel="${RECMODEL:-}"
@@ -40,6 +43,7 @@ while (( $# )); do
     --corpus-rows) corpus_rows=$2; shift 2 ;;
     --budget) budget=$2; shift 2 ;;
     --pretrain-epochs) pretrain_epochs=$2; shift 2 ;;
+    --data-seed) data_seed=$2; shift 2 ;;
     --preset) preset=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --recmodel) recmodel=$2; shift 2 ;;
@@ -47,7 +51,7 @@ while (( $# )); do
     --csv) csv=$2; shift 2 ;;
     --text-column) text_column=$2; shift 2 ;;
     --label-column) label_column=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "small_data.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -60,8 +64,8 @@ cd "$work"
 
 # --- data ----------------------------------------------------------------------------------------
 if [[ -z "$csv" ]]; then
-  "$py" "$source_dir/share/generate_sample_data.py" --out labelled --rows "$rows" --seed 11 --only reviews >/dev/null
-  "$py" "$source_dir/share/generate_sample_data.py" --out unlabelled --rows "$corpus_rows" --seed 12 --only reviews >/dev/null
+  "$py" "$source_dir/share/generate_sample_data.py" --out labelled --rows "$rows" --seed "$data_seed" --only reviews >/dev/null
+  "$py" "$source_dir/share/generate_sample_data.py" --out unlabelled --rows "$corpus_rows" --seed "$((data_seed + 1))" --only reviews >/dev/null
   source_file=labelled/reviews.jsonl
 else
   source_file="$csv"
@@ -136,7 +140,7 @@ seconds[fasttext]=$(since "$start"); result[fasttext]=$(score ft.pred)
 # --- recmodel ------------------------------------------------------------------------------------
 "${R[@]}" vocab --input train.txt --input corpus.txt --lowercase --size 8000 --out vocab.txt >/dev/null
 "${R[@]}" preprocess --train train.csv --dev dev.csv --test test.csv --text-column text --label-column label \
-  --vocab vocab.txt --max-length 64 --out data --max-rejected 5% >/dev/null 2>prep.log
+  --vocab vocab.txt --max-length 64 --out data --max-rejected 5% --duplicates keep --conflicts keep >/dev/null 2>prep.log
 predict() {  # the test texts through model $1 -> labels file $2
   "${R[@]}" predict --model "$1" --input test.csv --text-column text --top-k 0 2>/dev/null |
     "$py" -c 'import json,sys; [print(json.loads(l)["label"]) for l in sys.stdin]' > "$2"

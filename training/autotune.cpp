@@ -45,6 +45,7 @@ nlohmann::json TrialOutcome::to_json() const {
   nlohmann::json doc = {{"trial", id},     {"settings", settings.to_json()}, {"rungs", rungs},
                         {"steps", steps},  {"total_steps", total_steps},     {"seconds", seconds},
                         {"finished", finished}, {"metric", metric ? nlohmann::json(*metric) : nlohmann::json(nullptr)}};
+  if (dev_loss) doc["dev_loss"] = *dev_loss;
   if (!error.empty()) doc["error"] = error;
   return doc;
 }
@@ -112,8 +113,20 @@ AutotuneResult Autotuner::run(const std::function<void(const TrialOutcome&)>& on
   const bool higher = metrics::higher_is_better(base_.metric);
   const size_t train_size = dataset_.open_split("train").size();
   AutotuneResult result;
-  std::optional<double> best_finished;
+  std::optional<double> best_finished, best_finished_loss;
+  int best_finished_id = 0;
   auto quiet = [](const std::string&) {};
+
+  auto loss_of = [](const nlohmann::json& dev) -> std::optional<double> {
+    if (dev.is_object() && dev.contains("loss") && dev["loss"].is_number()) return dev["loss"].get<double>();
+    return std::nullopt;
+  };
+  // A better metric ranks above; on equal metrics (a small dev split, or trials still predicting
+  // the majority class after a ninth of their steps) the lower dev loss does, as it is still learning.
+  auto ranks_above = [higher](double metric, std::optional<double> loss, double other, std::optional<double> other_loss) {
+    if (metric != other) return higher ? metric > other : metric < other;
+    return loss && other_loss && *loss < *other_loss;
+  };
 
   // Trains trial `trial` up to rung `rung` (continuing its checkpoint from the rung before).
   auto advance = [&](TrialOutcome& trial, int rung) {
@@ -141,6 +154,7 @@ AutotuneResult Autotuner::run(const std::function<void(const TrialOutcome&)>& on
         trained = trainer.run(/*resume=*/trial.rungs > 0, {});
         finished = true;
         trial.metric = trained.best_value;
+        trial.dev_loss = loss_of(trained.best_metrics);
         trial.steps = trained.steps;
       } catch (const Interrupted&) {
         if (Trainer::stop_requested().load())
@@ -148,6 +162,7 @@ AutotuneResult Autotuner::run(const std::function<void(const TrialOutcome&)>& on
                                         trial.id));
         const nlohmann::json dev = trainer.evaluate_dev();
         trial.metric = dev.at(base_.metric).get<double>();
+        trial.dev_loss = loss_of(dev);
         trial.steps = config.stop_after;
       }
     } catch (const Interrupted&) {
@@ -160,9 +175,11 @@ AutotuneResult Autotuner::run(const std::function<void(const TrialOutcome&)>& on
     trial.seconds += std::chrono::duration<double>(Clock::now() - rung_started).count();
     trial.rungs = rung + 1;
     trial.finished = finished;
-    if (finished && trial.metric &&
-        (!best_finished || (higher ? *trial.metric > *best_finished : *trial.metric < *best_finished))) {
+    if (finished && trial.metric && (!best_finished || ranks_above(*trial.metric, trial.dev_loss, *best_finished,
+                                                                     best_finished_loss))) {
       best_finished = trial.metric;
+      best_finished_loss = trial.dev_loss;
+      best_finished_id = trial.id;
       best_model_ = std::make_unique<model::OpenedModel>(std::move(opened));
       result.best_result = trained;
     }
@@ -170,7 +187,8 @@ AutotuneResult Autotuner::run(const std::function<void(const TrialOutcome&)>& on
   };
   auto better = [&](const TrialOutcome* a, const TrialOutcome* b) {
     if (a->metric.has_value() != b->metric.has_value()) return a->metric.has_value();
-    if (a->metric && *a->metric != *b->metric) return higher ? *a->metric > *b->metric : *a->metric < *b->metric;
+    if (a->metric && ranks_above(*a->metric, a->dev_loss, *b->metric, b->dev_loss)) return true;
+    if (a->metric && ranks_above(*b->metric, b->dev_loss, *a->metric, a->dev_loss)) return false;
     return a->id < b->id;
   };
   const bool budgeted = options_.budget_seconds > 0;
@@ -218,7 +236,7 @@ AutotuneResult Autotuner::run(const std::function<void(const TrialOutcome&)>& on
   for (size_t i = 0; i < result.trials.size(); ++i) {
     const fs::path dir = work_dir_ / fmt::format("trial-{:02d}", result.trials[i].id);
     // The chosen trial's training log stays, as train_log.jsonl of the search.
-    if (result.trials[i].finished && result.trials[i].metric == best_finished && !fs::exists(work_dir_ / "train_log.jsonl", ec))
+    if (result.trials[i].id == best_finished_id && !fs::exists(work_dir_ / "train_log.jsonl", ec))
       fs::rename(dir / "train_log.jsonl", work_dir_ / "train_log.jsonl", ec);
     fs::remove_all(dir, ec);
   }
@@ -226,7 +244,7 @@ AutotuneResult Autotuner::run(const std::function<void(const TrialOutcome&)>& on
     fail<DataError>("autotune: no trial finished ({} tried; the first failed with: {})", result.trials.size(),
                     result.trials.empty() ? "nothing" : result.trials.front().error);
   for (size_t i = 0; i < result.trials.size(); ++i)
-    if (result.trials[i].finished && result.trials[i].metric == best_finished) {
+    if (result.trials[i].id == best_finished_id) {
       result.best = i;
       break;
     }

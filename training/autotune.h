@@ -40,6 +40,7 @@ struct TrialOutcome {
   int64_t total_steps = 0;
   double seconds = 0;
   std::optional<double> metric;  // dev metric after its last rung
+  std::optional<double> dev_loss;  // at that evaluation: breaks ties of the metric (lower first)
   bool finished = false;
   std::string error;  // a trial that failed (diverged): why; it is dropped from the search
   nlohmann::json to_json() const;

@@ -445,16 +445,21 @@ TrainResult Trainer::run(bool resume, const std::function<void(const StepReport&
     const bool higher = metrics::higher_is_better(config_.metric);
     const bool improved =
         value && (!state.best_value || (higher ? *value > *state.best_value : *value < *state.best_value));
-    if (improved) {
+    // A tie keeps the later, more trained weights (on a small dev split ties are the rule once the
+    // model fits, and the schedule is meant to end, not to stop at its first plateau); it is still
+    // no improvement for --patience.
+    const bool tied = value && state.best_value && *value == *state.best_value;
+    if (improved || tied) {
       state.best_value = value;
       state.best_step = state.step;
       state.best_metrics = dev;
-      state.evals_without_improvement = 0;
       save_best(state);
-    } else {
-      ++state.evals_without_improvement;
     }
-    append_log({{"step", state.step}, {"epoch", state.epoch + 1}, {"dev", dev}, {"best", improved}});
+    if (improved)
+      state.evals_without_improvement = 0;
+    else
+      ++state.evals_without_improvement;
+    append_log({{"step", state.step}, {"epoch", state.epoch + 1}, {"dev", dev}, {"best", improved || tied}});
     if (config_.patience > 0 && state.evals_without_improvement >= config_.patience) state.stopped_early = true;
   };
 

@@ -30,6 +30,7 @@ TEST_CASE("train --autotune-trials: the trials table, the best trial's model, th
   double best_seen = 0;
   for (const auto& trial : autotune["trials"]) {
     CHECK(trial["rungs"].get<int>() >= 1);
+    CHECK(trial["dev_loss"].get<double>() > 0);  // the tie-breaker of equal dev metrics
     finished += trial["finished"].get<bool>();
     cut_short += trial["steps"].get<int64_t>() < trial["total_steps"].get<int64_t>();
     if (trial["finished"].get<bool>()) best_seen = std::max(best_seen, trial["metric"].get<double>());
@@ -44,6 +45,7 @@ TEST_CASE("train --autotune-trials: the trials table, the best trial's model, th
   auto lineage = nlohmann::json::parse(t::read_text(f.dir / "a" / "recmodel.json"));
   CHECK(lineage["autotune"]["best_trial"] == autotune["best_trial"]);
   CHECK(lineage["params"]["lr"] == chosen["settings"]["lr"]);
+  CHECK(lineage["metrics"]["dev"]["loss"] == chosen["dev_loss"]);
   CHECK(t::fs::exists(f.dir / "a" / "train_log.jsonl"));
   CHECK_FALSE(t::fs::exists(f.dir / "a.train"));
   // The table on stdout without --json.

@@ -335,3 +335,32 @@ TEST_CASE("regression: init --data refuses a dataset whose tokenizer folder is n
   CHECK(run.err.find(") is not the one " + f.data + "/manifest.json names (") != std::string::npos);
   CHECK_FALSE(t::fs::exists(f.dir / "made"));
 }
+
+TEST_CASE("train keeps the later of tied dev evaluations, and a tie is no improvement for --patience") {
+  Fixture f;
+  // The nouns decide the label: dev accuracy reaches its top early and then ties.
+  auto run = t::run_recmodel(
+      train_args(f, f.path("out"), {"--epochs", "12", "--eval-every", "10", "--patience", "3", "--json"}));
+  REQUIRE_MESSAGE(run.exit_code == 0, run.err);
+  auto summary = nlohmann::json::parse(run.out);
+  std::vector<std::pair<int64_t, double>> evaluations;
+  for (const auto& record : read_jsonl(f.dir / "out" / "train_log.jsonl"))
+    if (record.contains("dev")) evaluations.emplace_back(record["step"].get<int64_t>(), record["dev"]["accuracy"].get<double>());
+  REQUIRE(evaluations.size() >= 4);
+  double top = 0;
+  for (const auto& [step, accuracy] : evaluations) top = std::max(top, accuracy);
+  int64_t first_top = -1, last_top = -1;
+  size_t first_top_index = 0;
+  for (size_t i = 0; i < evaluations.size(); ++i)
+    if (evaluations[i].second == top) {
+      if (first_top < 0) first_top = evaluations[i].first, first_top_index = i;
+      last_top = evaluations[i].first;
+    }
+  REQUIRE_MESSAGE(first_top != last_top, "the dev accuracy never tied its best; the test needs a tie");
+  CHECK(summary["best_step"].get<int64_t>() == last_top);
+  CHECK(summary["best"].get<double>() == top);
+  // Three evaluations after the first top that do not beat it stop the run, ties included.
+  CHECK(summary["stopped_early"] == true);
+  CHECK(evaluations.size() == first_top_index + 4);
+  CHECK(summary["steps"].get<int64_t>() < summary["total_steps"].get<int64_t>());
+}
