@@ -113,19 +113,21 @@ AutotuneResult Autotuner::run(const std::function<void(const TrialOutcome&)>& on
   const bool higher = metrics::higher_is_better(base_.metric);
   const size_t train_size = dataset_.open_split("train").size();
   AutotuneResult result;
-  std::optional<double> best_finished, best_finished_loss;
-  int best_finished_id = 0;
+  std::optional<size_t> best_finished;  // index in result.trials of the best trial trained to the end
   auto quiet = [](const std::string&) {};
 
   auto loss_of = [](const nlohmann::json& dev) -> std::optional<double> {
     if (dev.is_object() && dev.contains("loss") && dev["loss"].is_number()) return dev["loss"].get<double>();
     return std::nullopt;
   };
-  // A better metric ranks above; on equal metrics (a small dev split, or trials still predicting
-  // the majority class after a ninth of their steps) the lower dev loss does, as it is still learning.
-  auto ranks_above = [higher](double metric, std::optional<double> loss, double other, std::optional<double> other_loss) {
-    if (metric != other) return higher ? metric > other : metric < other;
-    return loss && other_loss && *loss < *other_loss;
+  // Whether trial a ranks above b: a metric ranks above none, then the better metric; on equal
+  // metrics (a small dev split, or trials still predicting the majority class after a ninth of
+  // their steps) the lower dev loss, as it is still learning; then the earlier trial.
+  auto better = [higher](const TrialOutcome* a, const TrialOutcome* b) {
+    if (a->metric.has_value() != b->metric.has_value()) return a->metric.has_value();
+    if (a->metric && *a->metric != *b->metric) return higher ? *a->metric > *b->metric : *a->metric < *b->metric;
+    if (a->dev_loss && b->dev_loss && *a->dev_loss != *b->dev_loss) return *a->dev_loss < *b->dev_loss;
+    return a->id < b->id;
   };
 
   // Trains trial `trial` up to rung `rung` (continuing its checkpoint from the rung before).
@@ -175,21 +177,12 @@ AutotuneResult Autotuner::run(const std::function<void(const TrialOutcome&)>& on
     trial.seconds += std::chrono::duration<double>(Clock::now() - rung_started).count();
     trial.rungs = rung + 1;
     trial.finished = finished;
-    if (finished && trial.metric && (!best_finished || ranks_above(*trial.metric, trial.dev_loss, *best_finished,
-                                                                     best_finished_loss))) {
-      best_finished = trial.metric;
-      best_finished_loss = trial.dev_loss;
-      best_finished_id = trial.id;
+    if (finished && trial.metric && (!best_finished || better(&trial, &result.trials[*best_finished]))) {
+      best_finished = static_cast<size_t>(trial.id - 1);  // trials are numbered in the order they start
       best_model_ = std::make_unique<model::OpenedModel>(std::move(opened));
       result.best_result = trained;
     }
     if (on_trial) on_trial(trial);
-  };
-  auto better = [&](const TrialOutcome* a, const TrialOutcome* b) {
-    if (a->metric.has_value() != b->metric.has_value()) return a->metric.has_value();
-    if (a->metric && ranks_above(*a->metric, a->dev_loss, *b->metric, b->dev_loss)) return true;
-    if (a->metric && ranks_above(*b->metric, b->dev_loss, *a->metric, a->dev_loss)) return false;
-    return a->id < b->id;
   };
   const bool budgeted = options_.budget_seconds > 0;
   auto out_of_time = [&](double share) { return budgeted && elapsed() >= options_.budget_seconds * share; };
@@ -236,18 +229,14 @@ AutotuneResult Autotuner::run(const std::function<void(const TrialOutcome&)>& on
   for (size_t i = 0; i < result.trials.size(); ++i) {
     const fs::path dir = work_dir_ / fmt::format("trial-{:02d}", result.trials[i].id);
     // The chosen trial's training log stays, as train_log.jsonl of the search.
-    if (result.trials[i].id == best_finished_id && !fs::exists(work_dir_ / "train_log.jsonl", ec))
+    if (best_finished == i && !fs::exists(work_dir_ / "train_log.jsonl", ec))
       fs::rename(dir / "train_log.jsonl", work_dir_ / "train_log.jsonl", ec);
     fs::remove_all(dir, ec);
   }
   if (!best_model_)
     fail<DataError>("autotune: no trial finished ({} tried; the first failed with: {})", result.trials.size(),
                     result.trials.empty() ? "nothing" : result.trials.front().error);
-  for (size_t i = 0; i < result.trials.size(); ++i)
-    if (result.trials[i].id == best_finished_id) {
-      result.best = i;
-      break;
-    }
+  result.best = *best_finished;
   result.seconds = elapsed();
   return result;
 }
